@@ -1,0 +1,1 @@
+//! autoscaler (see ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! benches (see ARCHITECTURE.md).

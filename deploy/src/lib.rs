@@ -1,0 +1,1 @@
+//! Tests of the Kubernetes manifests and Grafana provisioning files in this folder.

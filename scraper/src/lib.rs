@@ -1,0 +1,1 @@
+//! scraper (see ARCHITECTURE.md).

@@ -1,0 +1,4 @@
+//! The `sextant` server: composition of the workspace crates, the HTTP API and
+//! the command line. Nothing depends on this package.
+
+pub mod cli;

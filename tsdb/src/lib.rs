@@ -1,0 +1,12 @@
+//! Sextant's time-series database: the data model, the storage boundary
+//! ([`storage`]), and the clock every time-driven component reads.
+//!
+//! Architecture invariant: this crate knows nothing about HTTP, JSON, tokio or
+//! Kubernetes. Everything here is synchronous.
+
+pub mod clock;
+pub mod error;
+pub mod model;
+pub mod storage;
+
+pub use error::{Error, Result};
