@@ -1,4 +1,9 @@
 //! The `sextant` server: composition of the workspace crates, the HTTP API and
 //! the command line. Nothing depends on this package.
 
+pub mod api;
 pub mod cli;
+pub mod float;
+pub mod metrics;
+pub mod server;
+pub mod shutdown;

@@ -1,0 +1,422 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The HTTP surface over real HTTP on 127.0.0.1, against an in-memory
+//! storage double: every endpoint that needs only `Queryable`, the error
+//! envelope, lifecycle endpoints and `/metrics`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use expect_test::{Expect, ExpectFile, expect, expect_file};
+use sextant::api::{Api, ApiOptions, ServerInfo};
+use sextant::metrics::Registry;
+use sextant::server::http::{self, Lifecycle, ReloadRequest};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tsdb::clock::ManualClock;
+use tsdb::model::{Labels, Matcher, Sample, TimeRange};
+use tsdb::storage::{Querier, Queryable, SelectHints, Series, SeriesSet};
+
+/// Series in memory; `select` filters by matchers and time.
+struct MemoryStorage {
+    series: Vec<(Labels, Vec<Sample>)>,
+}
+
+impl Queryable for MemoryStorage {
+    fn querier(&self, range: TimeRange) -> tsdb::Result<Box<dyn Querier + '_>> {
+        Ok(Box::new(MemoryQuerier {
+            storage: self,
+            range,
+        }))
+    }
+}
+
+struct MemoryQuerier<'a> {
+    storage: &'a MemoryStorage,
+    range: TimeRange,
+}
+
+impl MemoryQuerier<'_> {
+    fn matching<'s>(
+        &'s self,
+        matchers: &'s [Matcher],
+    ) -> impl Iterator<Item = &'s (Labels, Vec<Sample>)> {
+        self.storage.series.iter().filter(move |(labels, samples)| {
+            matchers.iter().all(|m| m.matches_labels(labels))
+                && samples.iter().any(|s| self.range.contains(s.t))
+        })
+    }
+}
+
+impl Querier for MemoryQuerier<'_> {
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> tsdb::Result<SeriesSet> {
+        let mut series: Vec<Series> = self
+            .matching(matchers)
+            .map(|(labels, samples)| {
+                let samples = samples
+                    .iter()
+                    .filter(|s| s.t >= hints.start && s.t <= hints.end)
+                    .copied()
+                    .collect();
+                Series::from_samples(labels.clone(), samples)
+            })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(SeriesSet {
+            series,
+            warnings: Vec::new(),
+        })
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> tsdb::Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .matching(matchers)
+            .flat_map(|(labels, _)| labels.iter().map(|l| l.name.to_string()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> tsdb::Result<Vec<String>> {
+        let mut values: Vec<String> = self
+            .matching(matchers)
+            .filter_map(|(labels, _)| labels.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+fn storage() -> MemoryStorage {
+    let samples: Vec<Sample> = (0..10)
+        .map(|i| Sample::new(T0 + i * 15_000, i as f64))
+        .collect();
+    let series = |pairs: &[(&str, &str)]| (Labels::from_pairs(pairs), samples.clone());
+    MemoryStorage {
+        series: vec![
+            series(&[("__name__", "up"), ("job", "node"), ("instance", "a:9100")]),
+            series(&[("__name__", "up"), ("job", "node"), ("instance", "b:9100")]),
+            series(&[
+                ("__name__", "up"),
+                ("job", "sextant"),
+                ("instance", "localhost:9090"),
+            ]),
+            series(&[
+                ("__name__", "http_requests_total"),
+                ("job", "sextant"),
+                ("http.status_code", "200"),
+            ]),
+        ],
+    }
+}
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    reloads: mpsc::Receiver<ReloadRequest>,
+    lifecycle: Arc<Lifecycle>,
+}
+
+async fn start() -> TestServer {
+    let clock = Arc::new(ManualClock::new(T0 + 150_000));
+    let mut flags = BTreeMap::new();
+    flags.insert("storage.tsdb.path".to_string(), "data/".to_string());
+    let info = Arc::new(ServerInfo::new(
+        T0,
+        flags,
+        "15d".into(),
+        "global:\n  scrape_interval: 15s\n".into(),
+    ));
+    let api = Arc::new(Api::new(
+        Arc::new(storage()),
+        info,
+        clock,
+        ApiOptions::default(),
+    ));
+    let (reload_tx, reloads) = mpsc::channel(1);
+    let registry = Arc::new(Registry::new());
+    let lifecycle = Arc::new(Lifecycle::new(registry, reload_tx));
+    let router = http::router(api, Arc::clone(&lifecycle));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(http::serve(listener, router, std::future::pending()));
+    TestServer {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        reloads,
+        lifecycle,
+    }
+}
+
+impl TestServer {
+    async fn get(&self, path_and_query: &str) -> (u16, String) {
+        let response = self
+            .client
+            .get(format!("{}{path_and_query}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+#[track_caller]
+fn check(response: (u16, String), status: u16, body: Expect) {
+    assert_eq!(response.0, status, "{}", response.1);
+    body.assert_eq(&response.1);
+}
+
+/// A golden response kept in `tests/data/http_api/`, the examples of
+/// `docs/format/http-api.md`.
+#[track_caller]
+fn check_file(response: (u16, String), status: u16, body: ExpectFile) {
+    assert_eq!(response.0, status, "{}", response.1);
+    body.assert_eq(&response.1);
+}
+
+#[tokio::test]
+async fn series() {
+    let server = start().await;
+    check_file(
+        server
+            .get("/api/v1/series?match[]=up{job=%22node%22}")
+            .await,
+        200,
+        expect_file!["data/http_api/series.json"],
+    );
+    // Two selectors, overlapping: merged, sorted, deduplicated; POST form.
+    check(
+        server
+            .post_form(
+                "/api/v1/series",
+                &[("match[]", "up"), ("match[]", "{job=\"sextant\"}")],
+            )
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":[{"__name__":"http_requests_total","http.status_code":"200","job":"sextant"},{"__name__":"up","instance":"a:9100","job":"node"},{"__name__":"up","instance":"b:9100","job":"node"},{"__name__":"up","instance":"localhost:9090","job":"sextant"}]}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/series?match[]=up&limit=1").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":[{"__name__":"up","instance":"a:9100","job":"node"}],"warnings":["results truncated due to limit"]}"#
+        ]],
+    );
+    // Outside the time range nothing matches.
+    check(
+        server
+            .get("/api/v1/series?match[]=up&start=0&end=1000")
+            .await,
+        200,
+        expect![[r#"{"status":"success","data":[]}"#]],
+    );
+    check(
+        server.get("/api/v1/series").await,
+        400,
+        expect![[
+            r#"{"status":"error","errorType":"bad_data","error":"no match[] parameter provided"}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/series?match[]=rate(up[5m])").await,
+        400,
+        expect![[
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"match[]\": parse error: expected a series selector, got \"rate(up[5m])\""}"#
+        ]],
+    );
+    check(
+        server
+            .get("/api/v1/series?match[]=up&start=yesterday")
+            .await,
+        400,
+        expect![[
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": cannot parse \"yesterday\" to a valid timestamp"}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/series?match[]=up&limit=-1").await,
+        400,
+        expect![[
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"limit\": limit must be non-negative"}"#
+        ]],
+    );
+}
+
+#[tokio::test]
+async fn labels_and_label_values() {
+    let server = start().await;
+    check(
+        server.get("/api/v1/labels").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":["__name__","http.status_code","instance","job"]}"#
+        ]],
+    );
+    check(
+        server
+            .post_form("/api/v1/labels", &[("match[]", "up"), ("limit", "2")])
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":["__name__","instance"],"warnings":["results truncated due to limit"]}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/label/job/values").await,
+        200,
+        expect![[r#"{"status":"success","data":["node","sextant"]}"#]],
+    );
+    check(
+        server
+            .get("/api/v1/label/__name__/values?match[]={job=%22node%22}")
+            .await,
+        200,
+        expect![[r#"{"status":"success","data":["up"]}"#]],
+    );
+    // A UTF-8 label name, escaped for the URL path.
+    check(
+        server
+            .get("/api/v1/label/U__http_2e_status__code/values")
+            .await,
+        200,
+        expect![[r#"{"status":"success","data":["200"]}"#]],
+    );
+    check(
+        server.get("/api/v1/label/nothing/values").await,
+        200,
+        expect![[r#"{"status":"success","data":[]}"#]],
+    );
+    // Label values are GET only, as in Prometheus.
+    let (status, _) = server.post_form("/api/v1/label/job/values", &[]).await;
+    assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn format_query_and_exemplars() {
+    let server = start().await;
+    check(
+        server
+            .post_form(
+                "/api/v1/format_query",
+                &[("query", "sum by(job)(rate(foo[5m]))/bar")],
+            )
+            .await,
+        200,
+        expect![[r#"{"status":"success","data":"sum by (job) (rate(foo[5m])) / bar"}"#]],
+    );
+    check(
+        server.get("/api/v1/format_query?query=foo{").await,
+        400,
+        expect![[
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": parse error: unexpected end of input inside braces"}"#
+        ]],
+    );
+    // Grafana's exemplar probe: milliseconds sent as seconds.
+    check(
+        server
+            .get("/api/v1/query_exemplars?query=test&start=1700000000000&end=1700001800000")
+            .await,
+        200,
+        expect![[r#"{"status":"success","data":[]}"#]],
+    );
+}
+
+#[tokio::test]
+async fn status_endpoints() {
+    let server = start().await;
+    check(
+        server.get("/api/v1/status/buildinfo").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"version":"3.0.0","revision":"sextant-0.1.0","branch":"","buildUser":"","buildDate":"","goVersion":""}}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/status/config").await,
+        200,
+        expect![[r#"{"status":"success","data":{"yaml":"global:\n  scrape_interval: 15s\n"}}"#]],
+    );
+    check(
+        server.get("/api/v1/status/flags").await,
+        200,
+        expect![[r#"{"status":"success","data":{"storage.tsdb.path":"data/"}}"#]],
+    );
+    let (status, body) = server.get("/api/v1/status/runtimeinfo").await;
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["data"]["startTime"], "2023-11-14T22:13:20Z");
+    assert_eq!(info["data"]["serverTime"], "2023-11-14T22:15:50Z");
+    assert_eq!(info["data"]["reloadConfigSuccess"], true);
+    assert_eq!(info["data"]["storageRetention"], "15d");
+}
+
+#[tokio::test]
+async fn unknown_endpoints_are_not_found() {
+    let server = start().await;
+    check(
+        server.get("/api/v1/nope").await,
+        404,
+        expect![[r#"{"status":"error","errorType":"not_found","error":"unknown API endpoint"}"#]],
+    );
+    let (status, _) = server.get("/nope").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn lifecycle_and_metrics() {
+    let mut server = start().await;
+    check(
+        server.get("/-/healthy").await,
+        200,
+        expect![[r#"
+            Sextant Server is Healthy.
+        "#]],
+    );
+    assert_eq!(server.get("/-/ready").await.0, 503);
+    server.lifecycle.set_ready(true);
+    assert_eq!(server.get("/-/ready").await.0, 200);
+
+    // A reload is handed to whoever owns the config; its outcome is the
+    // answer.
+    let reload = {
+        let client = server.client.clone();
+        let url = format!("{}/-/reload", server.base);
+        tokio::spawn(async move { client.post(url).send().await.unwrap() })
+    };
+    let reply = server.reloads.recv().await.unwrap();
+    reply.send(Err("bad config: line 3".into())).unwrap();
+    let response = reload.await.unwrap();
+    assert_eq!(response.status().as_u16(), 500);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "failed to reload config: bad config: line 3\n"
+    );
+
+    let (status, metrics) = server.get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"sextant_http_requests_total{handler="/-/ready",code="503"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"sextant_http_request_duration_seconds_count{handler="/-/reload"} 1"#),
+        "{metrics}"
+    );
+}
