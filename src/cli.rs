@@ -1,5 +1,7 @@
 //! Command line: `sextant <command>`.
 
+pub mod query;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -17,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Query any Prometheus-compatible server.
+    Query(query::QueryArgs),
 }
 
 /// Runs one command.
@@ -29,5 +33,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("sextant {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Query(args) => {
+            print!("{}", runtime()?.block_on(query::run(args))?);
+            Ok(())
+        }
     }
+}
+
+/// The tokio runtime for commands that do IO.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod float;
 pub mod metrics;
 pub mod server;
