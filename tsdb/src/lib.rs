@@ -8,5 +8,6 @@ pub mod clock;
 pub mod error;
 pub mod model;
 pub mod storage;
+pub mod wal;
 
 pub use error::{Error, Result};

@@ -1,0 +1,147 @@
+//! Golden test of the WAL format (`tsdb/docs/format/wal.md`): the committed
+//! log in `tests/data/wal/` must be exactly what the code writes today, and
+//! must replay to the records it was written from. Regenerate only when the
+//! format version is bumped on purpose: `UPDATE_GOLDEN=1 cargo test -p tsdb
+//! --test wal_format`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tsdb::model::{Labels, STALE_NAN, SeriesRef};
+use tsdb::wal::{Record, RefSample, RefSeries, SyncPolicy, Wal, WalOptions};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal")
+}
+
+fn options() -> WalOptions {
+    WalOptions {
+        segment_size: 1 << 20,
+        sync: SyncPolicy::Never,
+    }
+}
+
+fn sref(id: u64) -> SeriesRef {
+    SeriesRef::new(id).unwrap()
+}
+
+fn series(id: u64, pairs: &[(&str, &str)]) -> RefSeries {
+    RefSeries {
+        series_ref: sref(id),
+        labels: Labels::from_pairs(pairs),
+    }
+}
+
+fn sample(id: u64, t: i64, v: f64) -> RefSample {
+    RefSample {
+        series_ref: sref(id),
+        t,
+        v,
+    }
+}
+
+/// Writes the golden log: two series and samples, a checkpoint that drops
+/// series 2 and samples before t=2000, then one more samples record.
+fn write_golden(dir: &Path) {
+    let wal = Wal::open(dir, options(), |_| {}).unwrap();
+    wal.log_series(&[
+        series(1, &[("__name__", "up"), ("job", "node")]),
+        series(2, &[("__name__", "temp_celsius"), ("room", "kitchen")]),
+    ])
+    .unwrap();
+    wal.log_samples(&[sample(1, 1000, 1.0), sample(2, 1000, 21.5)])
+        .unwrap();
+    wal.log_samples(&[sample(1, 2000, 0.0), sample(2, 2000, STALE_NAN)])
+        .unwrap();
+    wal.checkpoint(&|r| r.get() == 1, 2000).unwrap();
+    wal.log_samples(&[
+        sample(1, 3000, -0.0),
+        sample(1, i64::MAX, f64::NEG_INFINITY),
+    ])
+    .unwrap();
+    wal.sync().unwrap();
+}
+
+fn expected_records() -> Vec<Record> {
+    vec![
+        Record::Series(vec![series(1, &[("__name__", "up"), ("job", "node")])]),
+        Record::Samples(vec![sample(1, 2000, 0.0)]),
+        Record::Samples(vec![
+            sample(1, 3000, -0.0),
+            sample(1, i64::MAX, f64::NEG_INFINITY),
+        ]),
+    ]
+}
+
+/// Relative path and content of every file under `dir`, sorted.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for (rel, bytes) in files(from) {
+        let path = to.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+}
+
+#[test]
+fn written_log_matches_the_committed_golden_files() {
+    let written = tempfile::tempdir().unwrap();
+    write_golden(written.path());
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let _ = fs::remove_dir_all(golden_dir());
+        copy_dir(written.path(), &golden_dir());
+    }
+    let names: Vec<String> = files(&golden_dir()).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["00000001", "checkpoint.00000000/00000000"]);
+    assert_eq!(files(written.path()), files(&golden_dir()));
+}
+
+#[test]
+fn committed_golden_log_replays_to_its_records() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&golden_dir(), copy.path());
+    let mut replayed = Vec::new();
+    let _wal = Wal::open(copy.path(), options(), |r| replayed.push(r)).unwrap();
+    assert_eq!(replayed, expected_records());
+}
+
+#[test]
+fn golden_segment_bytes_are_as_documented() {
+    let segment = fs::read(golden_dir().join("00000001")).unwrap();
+    // Header: magic "SXWL", version 1, three reserved zero bytes.
+    assert_eq!(&segment[..8], b"SXWL\x01\x00\x00\x00");
+    // One samples record: type 2, payload length, base ref 1, base t 3000,
+    // then (ref delta 0, t delta 0, -0.0) and (0, i64::MAX - 3000, -Inf).
+    assert_eq!(segment[8], 2);
+    let len = u32::from_be_bytes(segment[9..13].try_into().unwrap()) as usize;
+    assert_eq!(segment.len(), 8 + 5 + len + 4);
+    let payload = &segment[13..13 + len];
+    assert_eq!(&payload[..8], &1u64.to_be_bytes());
+    assert_eq!(&payload[8..16], &3000i64.to_be_bytes());
+    assert_eq!(&payload[16..18], &[0, 0]);
+    assert_eq!(&payload[18..26], &(-0.0f64).to_bits().to_be_bytes());
+    let crc = u32::from_be_bytes(segment[13 + len..].try_into().unwrap());
+    assert_eq!(crc, crc32c::crc32c(&segment[8..13 + len]));
+}
