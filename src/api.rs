@@ -10,6 +10,7 @@
 pub mod error;
 pub mod json;
 pub mod params;
+mod position;
 mod query;
 mod series;
 pub mod status;

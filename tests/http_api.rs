@@ -325,7 +325,7 @@ async fn format_query_and_exemplars() {
         server.get("/api/v1/format_query?query=foo{").await,
         400,
         expect![[
-            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": parse error: unexpected end of input inside braces"}"#
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unexpected end of input inside braces"}"#
         ]],
     );
     // Grafana's exemplar probe: milliseconds sent as seconds.

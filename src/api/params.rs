@@ -273,7 +273,8 @@ pub fn parse_prometheus_duration(s: &str) -> Option<i64> {
 /// Parses a series selector (`up{job="x"}`) into matcher sets: one set, or
 /// one per branch of an `or` inside the braces.
 pub fn parse_selector(selector: &str) -> Result<Vec<Vec<Matcher>>, String> {
-    let expr = promql_parser::parser::parse(selector).map_err(|e| format!("parse error: {e}"))?;
+    let expr = super::position::parse(selector)
+        .map_err(|e| super::position::describe_parse_error(selector, &e))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!(
             "parse error: expected a series selector, got {selector:?}"
@@ -402,7 +403,7 @@ mod tests {
         let err = params.matcher_sets(Required::No).unwrap_err();
         assert_eq!(
             err.to_string(),
-            r#"invalid parameter "match[]": parse error: vector selector must contain at least one non-empty matcher"#
+            r#"invalid parameter "match[]": 1:1: parse error: vector selector must contain at least one non-empty matcher"#
         );
 
         let none = Params::default();

@@ -9,11 +9,12 @@ use promql_parser::parser::Expr;
 use super::error::ApiError;
 use super::json::{self, Envelope};
 use super::params::{MAX_TIME_MS, MIN_TIME_MS, Params};
+use super::position::{self, describe_parse_error};
 use super::{Api, ok};
 
-/// Parses a PromQL expression; the error is the parser's message.
+/// Parses a PromQL expression; the error is `<line>:<col>: parse error: …`.
 fn parse(query: &str) -> Result<Expr, String> {
-    promql_parser::parser::parse(query).map_err(|e| format!("parse error: {e}"))
+    position::parse(query).map_err(|e| describe_parse_error(query, &e))
 }
 
 /// `GET|POST /api/v1/format_query`: the expression pretty-printed.
