@@ -1,0 +1,199 @@
+//! A bit writer and reader, most significant bit first, as the chunk format
+//! in `tsdb/docs/format/chunks.md` needs.
+
+/// Appends bits to a byte vector. Bytes already in the vector (the chunk
+/// header) are kept; new bits start at the next byte boundary.
+#[derive(Debug, Clone)]
+pub(crate) struct BitWriter {
+    bytes: Vec<u8>,
+    /// Unused low bits of the last byte, 0..=7 (0 when the last byte is full
+    /// or there is none).
+    free_bits: u32,
+}
+
+impl BitWriter {
+    pub(crate) fn with_prefix(prefix: Vec<u8>) -> Self {
+        BitWriter {
+            bytes: prefix,
+            free_bits: 0,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        self.write_bits(u64::from(bit), 1);
+    }
+
+    /// Writes the low `n` bits of `value` (`n <= 64`), most significant first.
+    pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
+        debug_assert!(n <= 64);
+        let mut left = n;
+        while left > 0 {
+            if self.free_bits == 0 {
+                self.bytes.push(0);
+                self.free_bits = 8;
+            }
+            let take = left.min(self.free_bits);
+            let part = (value >> (left - take)) & low_mask(take);
+            // `take <= free_bits <= 8`, so `part` fits into the free low bits.
+            let shifted = (part << (self.free_bits - take)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= shifted;
+            }
+            self.free_bits -= take;
+            left -= take;
+        }
+    }
+
+    /// Writes a signed LEB128 varint with zig-zag encoding, byte by byte.
+    pub(crate) fn write_varint(&mut self, value: i64) {
+        let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+        loop {
+            let byte = (zigzag & 0x7f) as u8;
+            zigzag >>= 7;
+            if zigzag == 0 {
+                self.write_bits(u64::from(byte), 8);
+                return;
+            }
+            self.write_bits(u64::from(byte | 0x80), 8);
+        }
+    }
+}
+
+/// The low `n` bits set, for `n <= 64`.
+#[inline]
+pub(crate) fn low_mask(n: u32) -> u64 {
+    if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// Reads bits from a byte slice, most significant bit first. Every read is
+/// bounds-checked and returns `None` past the end, so corrupted input cannot
+/// panic.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BitReader {
+    /// Position in bits from the start of the slice.
+    pos: usize,
+}
+
+impl BitReader {
+    #[cfg(test)]
+    pub(crate) fn at_bit(pos: usize) -> Self {
+        BitReader { pos }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
+    pub(crate) fn read_bit(&mut self, bytes: &[u8]) -> Option<bool> {
+        let byte = *bytes.get(self.pos / 8)?;
+        let bit = (byte >> (7 - (self.pos % 8))) & 1;
+        self.pos += 1;
+        Some(bit == 1)
+    }
+
+    /// Reads `n <= 64` bits as the low bits of the result.
+    #[inline]
+    pub(crate) fn read_bits(&mut self, bytes: &[u8], n: u32) -> Option<u64> {
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return Some(0);
+        }
+        let end = self.pos.checked_add(n as usize)?;
+        if end > bytes.len().saturating_mul(8) {
+            return None;
+        }
+        let first = self.pos / 8;
+        let offset = (self.pos % 8) as u32;
+        // Load up to 9 bytes (72 bits) starting at `first` into the low bits of
+        // a u128; missing bytes past the end read as zero and are never used.
+        let mut window = [0u8; 16];
+        let available = bytes.len() - first;
+        let take = available.min(9);
+        window[7..7 + take].copy_from_slice(&bytes[first..first + take]);
+        let word = u128::from_be_bytes(window);
+        // Bit `offset` of the first byte is bit 71 - offset of `word`.
+        let value = (word << (56 + offset)) >> (128 - n);
+        self.pos = end;
+        Some(value as u64)
+    }
+
+    /// Reads a zig-zag LEB128 varint written by [`BitWriter::write_varint`].
+    pub(crate) fn read_varint(&mut self, bytes: &[u8]) -> Option<i64> {
+        let mut zigzag: u64 = 0;
+        for i in 0..10 {
+            let byte = self.read_bits(bytes, 8)?;
+            let payload = byte & 0x7f;
+            // The tenth byte may only carry the top bit of a u64.
+            if i == 9 && payload > 1 {
+                return None;
+            }
+            zigzag |= payload << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_round_trip_across_byte_boundaries() {
+        let mut w = BitWriter::with_prefix(vec![0xAB]);
+        let fields: &[(u64, u32)] = &[
+            (1, 1),
+            (0b101, 3),
+            (0x3fff, 14),
+            (u64::MAX, 64),
+            (0, 5),
+            (0x1234_5678_9abc_def0, 64),
+            (7, 3),
+        ];
+        for &(v, n) in fields {
+            w.write_bits(v, n);
+        }
+        let bytes = w.bytes();
+        assert_eq!(bytes[0], 0xAB, "prefix kept");
+        let mut r = BitReader::at_bit(8);
+        for &(v, n) in fields {
+            assert_eq!(r.read_bits(bytes, n), Some(v & low_mask(n)));
+        }
+        assert!(
+            r.read_bits(bytes, 8).is_none(),
+            "reading past the end fails"
+        );
+    }
+
+    #[test]
+    fn varints_round_trip_extremes() {
+        let values = [0, 1, -1, 63, -64, 64, i64::MAX, i64::MIN, 1_700_000_000_000];
+        let mut w = BitWriter::with_prefix(Vec::new());
+        w.write_bit(true);
+        for v in values {
+            w.write_varint(v);
+        }
+        let mut r = BitReader::default();
+        assert_eq!(r.read_bit(w.bytes()), Some(true));
+        for v in values {
+            assert_eq!(r.read_varint(w.bytes()), Some(v));
+        }
+    }
+
+    #[test]
+    fn overlong_varint_is_rejected() {
+        let bytes = [0xff; 11];
+        assert_eq!(BitReader::default().read_varint(&bytes), None);
+    }
+}
