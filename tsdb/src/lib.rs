@@ -7,6 +7,7 @@
 pub mod chunk;
 pub mod clock;
 pub mod error;
+pub mod index;
 pub mod model;
 pub mod storage;
 pub mod wal;
