@@ -19,6 +19,8 @@ pub enum Error {
         offset: u64,
         reason: String,
     },
+    #[error("invalid input for a block: {reason}")]
+    InvalidBlockInput { reason: String },
     #[error("invalid matcher for label {name:?}: {reason}")]
     InvalidMatcher { name: String, reason: String },
     #[error("append rejected: {0}")]

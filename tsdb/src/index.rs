@@ -9,16 +9,45 @@
 //! [`tsdb/docs/format/index.md`](../../docs/format/index.md) and pinned by
 //! the golden block in `tsdb/tests/format.rs`.
 
+pub(crate) mod encoding;
 pub mod postings;
+mod reader;
+mod writer;
 
 use std::borrow::Cow;
 
 use roaring::RoaringBitmap;
 
 use crate::Result;
-use crate::model::{MatchOp, Matcher};
+use crate::model::{Labels, MatchOp, Matcher};
 
 pub use postings::{MemPostings, intersect, subtract, union};
+pub use reader::IndexReader;
+pub use writer::write_index;
+
+/// First bytes of an index file ("SXIX").
+pub(crate) const MAGIC: u32 = 0x5358_4958;
+/// Version of the index format this code writes and reads.
+pub(crate) const FORMAT_VERSION: u8 = 1;
+
+/// Where one chunk of a series lives and which time it spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkMeta {
+    /// Timestamp of the first sample.
+    pub min_t: i64,
+    /// Timestamp of the last sample.
+    pub max_t: i64,
+    /// Position of the chunk in the block's segment files: the segment
+    /// number in the upper 32 bits, the byte offset in the lower 32.
+    pub chunk_ref: u64,
+}
+
+/// One series entry of an index: its labels and its chunks in time order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexSeries {
+    pub labels: Labels,
+    pub chunks: Vec<ChunkMeta>,
+}
 
 /// Where matcher evaluation looks up postings: a label pair → series ids
 /// map with enumerable values.
