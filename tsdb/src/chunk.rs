@@ -431,25 +431,38 @@ impl SampleIterator for ChunkIter<'_> {
     }
 }
 
-/// A lazy `'static` iterator over a chunk held in shared bytes, so queriers
-/// can return series without copying samples.
+/// A lazy iterator that owns its chunk bytes: by default shared bytes
+/// (`Arc<[u8]>`), or any other holder such as a slice of a block's memory
+/// map. With `'static` bytes it is the [`SampleIterator`] queriers return.
 #[derive(Debug, Clone)]
-pub struct OwnedChunkIter {
-    bytes: Arc<[u8]>,
+pub struct OwnedChunkIter<B = Arc<[u8]>> {
+    bytes: B,
     decoder: Decoder,
 }
 
-impl OwnedChunkIter {
+impl<B: AsRef<[u8]>> OwnedChunkIter<B> {
     /// Validates the chunk and iterates it.
     ///
     /// # Errors
     /// [`DecodeChunkError`] when `bytes` are not exactly one valid chunk.
-    pub fn new(bytes: Arc<[u8]>) -> Result<Self, DecodeChunkError> {
-        let num_samples = validate(&bytes)?;
+    pub fn new(bytes: B) -> Result<Self, DecodeChunkError> {
+        let num_samples = validate(bytes.as_ref())?;
         Ok(OwnedChunkIter {
             bytes,
             decoder: Decoder::new(num_samples),
         })
+    }
+
+    /// Iterates bytes whose integrity is already established (a CRC32C
+    /// written with them matched), skipping the validating decode. Bytes
+    /// that are nevertheless malformed end the iteration early; they never
+    /// cause a panic.
+    pub(crate) fn new_trusted(bytes: B) -> Self {
+        let num_samples = header_samples(bytes.as_ref()).unwrap_or(0);
+        OwnedChunkIter {
+            bytes,
+            decoder: Decoder::new(num_samples),
+        }
     }
 
     /// Number of samples in the chunk.
@@ -458,15 +471,15 @@ impl OwnedChunkIter {
     }
 }
 
-impl Iterator for OwnedChunkIter {
+impl<B: AsRef<[u8]>> Iterator for OwnedChunkIter<B> {
     type Item = Sample;
 
     fn next(&mut self) -> Option<Sample> {
-        self.decoder.next(&self.bytes).ok().flatten()
+        self.decoder.next(self.bytes.as_ref()).ok().flatten()
     }
 }
 
-impl SampleIterator for OwnedChunkIter {
+impl<B: AsRef<[u8]> + Send> SampleIterator for OwnedChunkIter<B> {
     fn next(&mut self) -> Option<Sample> {
         Iterator::next(self)
     }

@@ -23,6 +23,7 @@ use crate::model::{Labels, MatchOp, Matcher};
 
 pub use postings::{MemPostings, intersect, subtract, union};
 pub use reader::IndexReader;
+pub(crate) use reader::{FileBytes, map_file};
 pub use writer::write_index;
 
 /// First bytes of an index file ("SXIX").

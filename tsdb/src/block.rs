@@ -1,0 +1,461 @@
+//! Immutable on-disk blocks: a directory `<block id>/` holding `meta.json`,
+//! the `index` and the `chunks/` segment files, covering a time range
+//! `[min_time, max_time)`.
+//!
+//! The layout is documented in
+//! [`tsdb/docs/format/block.md`](../../docs/format/block.md) (index file:
+//! [`index.md`](../../docs/format/index.md), chunk encoding:
+//! [`chunks.md`](../../docs/format/chunks.md)) and pinned by the golden block
+//! in `tsdb/tests/format.rs`.
+//!
+//! Blocks are written by [`BlockWriter`] into `<id>.tmp-for-creation/` and
+//! renamed into place once complete and synced, so a crash never leaves a
+//! half-written block visible; [`remove_tmp_dirs`] clears leftovers at
+//! startup. [`Block::open`] maps the files read-only and validates the index
+//! checksums; chunk checksums are checked whenever a chunk is read.
+//! [`compact`] plans and performs merges, [`retention`] plans deletions.
+
+pub mod compact;
+mod id;
+pub mod retention;
+mod segments;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::chunk::OwnedChunkIter;
+use crate::index::{ChunkMeta, IndexReader, IndexSeries, postings_for_matchers};
+use crate::model::{Matcher, Sample, TimeRange};
+use crate::storage::{Querier, Queryable, SampleIterator, SelectHints, Series, SeriesSet};
+use crate::{Error, Result};
+
+pub use id::{BLOCK_ID_LEN, BlockId, ParseBlockIdError};
+pub use writer::{BlockWriter, CompactionInfo, EncodedChunk};
+
+use segments::{MappedChunk, SegmentReader};
+
+/// Version of the block layout written into `meta.json`.
+pub const BLOCK_FORMAT_VERSION: u32 = 1;
+/// Suffix of a block directory still being written.
+pub const TMP_CREATION_SUFFIX: &str = ".tmp-for-creation";
+/// Suffix of a block directory being deleted.
+pub const TMP_DELETION_SUFFIX: &str = ".tmp-for-deletion";
+const META_FILE: &str = "meta.json";
+const INDEX_FILE: &str = "index";
+const CHUNKS_DIR: &str = "chunks";
+
+/// The contents of `meta.json`, in Prometheus's field names.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockMeta {
+    pub ulid: BlockId,
+    /// First millisecond covered, inclusive.
+    pub min_time: i64,
+    /// End of the covered range, exclusive.
+    pub max_time: i64,
+    pub stats: BlockStats,
+    pub compaction: BlockCompaction,
+    pub version: u32,
+}
+
+impl BlockMeta {
+    /// The block's range as an inclusive [`TimeRange`].
+    pub fn time_range(&self) -> TimeRange {
+        TimeRange::new(self.min_time, self.max_time.saturating_sub(1))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockStats {
+    pub num_samples: u64,
+    pub num_series: u64,
+    pub num_chunks: u64,
+}
+
+/// Where a block came from: level 1 for a block cut from the head, one more
+/// than the highest input level for a compacted block.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockCompaction {
+    pub level: u32,
+    /// The level-1 blocks whose data this block holds.
+    pub sources: Vec<BlockId>,
+    /// The blocks merged into this one (empty for level 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<BlockId>,
+}
+
+/// An open, validated block. Cloning shares the mapped files.
+#[derive(Clone)]
+pub struct Block {
+    inner: Arc<BlockInner>,
+}
+
+struct BlockInner {
+    dir: PathBuf,
+    meta: BlockMeta,
+    index: IndexReader,
+    segments: SegmentReader,
+    size_bytes: u64,
+}
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Block")
+            .field("dir", &self.inner.dir)
+            .field("meta", &self.inner.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Block {
+    /// Opens the block in `dir`: reads `meta.json`, maps and validates the
+    /// index (every section's CRC32C), maps the chunk segments and checks
+    /// their headers.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] (with the offending file and offset) when the
+    /// block is damaged, so the caller can move it aside; [`Error::Io`] when
+    /// files cannot be read.
+    pub fn open(dir: &Path) -> Result<Block> {
+        let meta = read_meta(dir)?;
+        let index = IndexReader::open(&dir.join(INDEX_FILE))?;
+        let segments = SegmentReader::open(&dir.join(CHUNKS_DIR))?;
+        let index_len = std::fs::metadata(dir.join(INDEX_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let meta_len = std::fs::metadata(dir.join(META_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if u64::from(index.num_series()) != meta.stats.num_series {
+            return Err(Error::Corrupted {
+                path: dir.join(INDEX_FILE),
+                offset: 0,
+                reason: format!(
+                    "index holds {} series, meta.json says {}",
+                    index.num_series(),
+                    meta.stats.num_series
+                ),
+            });
+        }
+        Ok(Block {
+            inner: Arc::new(BlockInner {
+                dir: dir.to_path_buf(),
+                size_bytes: index_len + meta_len + segments.size(),
+                meta,
+                index,
+                segments,
+            }),
+        })
+    }
+
+    pub fn meta(&self) -> &BlockMeta {
+        &self.inner.meta
+    }
+
+    pub fn id(&self) -> BlockId {
+        self.inner.meta.ulid
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Bytes on disk (index, chunks, meta), for size-based retention.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes
+    }
+
+    /// The block's index.
+    pub fn index(&self) -> &IndexReader {
+        &self.inner.index
+    }
+
+    /// Checks the CRC32C of every chunk, which [`Block::open`] leaves to
+    /// reads. Returns the number of chunks.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for the first damaged chunk.
+    pub fn verify_chunks(&self) -> Result<u64> {
+        self.inner.segments.verify_all()
+    }
+
+    /// A lazy iterator over the samples of `chunks` (one series' metas from
+    /// this block's index) within `range`. Every chunk's checksum is checked
+    /// here, so iteration cannot fail.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a damaged chunk.
+    pub fn samples(&self, chunks: &[ChunkMeta], range: TimeRange) -> Result<BlockSamples> {
+        let mut mapped = Vec::with_capacity(chunks.len());
+        for meta in chunks {
+            if meta.max_t < range.start || meta.min_t > range.end {
+                continue;
+            }
+            mapped.push((meta.max_t, self.inner.segments.chunk(meta.chunk_ref)?));
+        }
+        Ok(BlockSamples {
+            chunks: mapped.into_iter(),
+            current: None,
+            range,
+        })
+    }
+
+    /// The raw XOR chunk bytes of one chunk meta, checksum verified.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a damaged chunk.
+    pub fn chunk_bytes(&self, meta: &ChunkMeta) -> Result<impl AsRef<[u8]> + use<>> {
+        self.inner.segments.chunk(meta.chunk_ref)
+    }
+
+    /// A querier over this block, restricted to `range`.
+    pub fn querier(&self, range: TimeRange) -> BlockQuerier {
+        BlockQuerier {
+            block: self.clone(),
+            range,
+        }
+    }
+}
+
+impl Queryable for Block {
+    fn querier(&self, range: TimeRange) -> Result<Box<dyn Querier + '_>> {
+        Ok(Box::new(Block::querier(self, range)))
+    }
+}
+
+/// Reads a block within a time range; see [`Querier`].
+pub struct BlockQuerier {
+    block: Block,
+    range: TimeRange,
+}
+
+impl BlockQuerier {
+    fn index(&self) -> &IndexReader {
+        self.block.index()
+    }
+
+    /// Series matching `matchers` (all series when empty), as (id, entry).
+    fn matching_series(&self, matchers: &[Matcher]) -> Result<Vec<IndexSeries>> {
+        let ids = postings_for_matchers(self.index(), matchers)?;
+        let mut out = Vec::with_capacity(ids.len() as usize);
+        for id in ids {
+            out.push(self.index().series(id)?);
+        }
+        Ok(out)
+    }
+}
+
+impl Querier for BlockQuerier {
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<SeriesSet> {
+        let range = TimeRange::new(
+            hints.start.max(self.range.start),
+            hints.end.min(self.range.end),
+        );
+        let mut set = SeriesSet::default();
+        if range.start > range.end {
+            return Ok(set);
+        }
+        let ids = postings_for_matchers(self.index(), matchers)?;
+        for id in ids {
+            let entry = self.index().series(id)?;
+            if !entry
+                .chunks
+                .iter()
+                .any(|c| c.max_t >= range.start && c.min_t <= range.end)
+            {
+                continue;
+            }
+            let samples: Box<dyn SampleIterator> = if hints.series_only {
+                Box::new(crate::storage::VecSampleIterator::new(Vec::new()))
+            } else {
+                Box::new(self.block.samples(&entry.chunks, range)?)
+            };
+            set.series.push(Series::new(entry.labels, samples));
+        }
+        Ok(set)
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
+        if matchers.is_empty() {
+            return Ok(self.index().label_names());
+        }
+        let mut names: Vec<String> = Vec::new();
+        for entry in self.matching_series(matchers)? {
+            for label in &entry.labels {
+                names.push(label.name.to_string());
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
+        if matchers.is_empty() {
+            return Ok(self.index().label_values(name));
+        }
+        let mut values: Vec<String> = Vec::new();
+        for entry in self.matching_series(matchers)? {
+            if let Some(v) = entry.labels.get(name) {
+                values.push(v.to_string());
+            }
+        }
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
+    }
+}
+
+/// The samples of one series of a block within a time range, decoded
+/// lazily chunk by chunk from the memory map.
+pub struct BlockSamples {
+    /// Remaining chunks with their last timestamps, for skipping on seek.
+    chunks: std::vec::IntoIter<(i64, MappedChunk)>,
+    current: Option<OwnedChunkIter<MappedChunk>>,
+    range: TimeRange,
+}
+
+impl BlockSamples {
+    fn finish(&mut self) {
+        self.current = None;
+        self.chunks = Vec::new().into_iter();
+    }
+}
+
+impl SampleIterator for BlockSamples {
+    fn next(&mut self) -> Option<Sample> {
+        self.seek(self.range.start)
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        let t = t.max(self.range.start);
+        loop {
+            if self.current.is_none() {
+                // Whole chunks ending before `t` need no decoding.
+                while self
+                    .chunks
+                    .as_slice()
+                    .first()
+                    .is_some_and(|(max_t, _)| *max_t < t)
+                {
+                    self.chunks.next();
+                }
+                let (_, chunk) = self.chunks.next()?;
+                self.current = Some(OwnedChunkIter::new_trusted(chunk));
+            }
+            let Some(sample) = self.current.as_mut().and_then(Iterator::next) else {
+                self.current = None;
+                continue;
+            };
+            if sample.t > self.range.end {
+                // Chunks are in time order: nothing later qualifies.
+                self.finish();
+                return None;
+            }
+            if sample.t >= t {
+                return Some(sample);
+            }
+        }
+    }
+}
+
+fn read_meta(dir: &Path) -> Result<BlockMeta> {
+    let path = dir.join(META_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let meta: BlockMeta = serde_json::from_slice(&bytes).map_err(|e| Error::Corrupted {
+        path: path.clone(),
+        offset: 0,
+        reason: format!("invalid meta.json: {e}"),
+    })?;
+    if meta.version != BLOCK_FORMAT_VERSION {
+        return Err(Error::Corrupted {
+            path,
+            offset: 0,
+            reason: format!("unsupported block version {}", meta.version),
+        });
+    }
+    Ok(meta)
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Syncs a directory so that renames and new entries in it are durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+/// The block directories in `data_dir` (entries named by a block id),
+/// sorted by id.
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be listed.
+pub fn list_block_dirs(data_dir: &Path) -> Result<Vec<(BlockId, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(data_dir).map_err(io_error(data_dir))? {
+        let entry = entry.map_err(io_error(data_dir))?;
+        let Some(id) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if entry.path().is_dir() {
+            out.push((id, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(id, _)| *id);
+    Ok(out)
+}
+
+/// Removes leftovers of interrupted block writes and deletions
+/// (`*.tmp-for-creation`, `*.tmp-for-deletion`) from `data_dir`; returns
+/// what was removed.
+///
+/// # Errors
+/// [`Error::Io`] when listing or removing fails.
+pub fn remove_tmp_dirs(data_dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(data_dir).map_err(io_error(data_dir))? {
+        let entry = entry.map_err(io_error(data_dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if name.ends_with(TMP_CREATION_SUFFIX) || name.ends_with(TMP_DELETION_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
+            tracing::info!(path = %path.display(), "Removed leftover temporary block directory");
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+/// Deletes a block directory so that a crash never leaves part of it
+/// looking like a block: it is first renamed to `<id>.tmp-for-deletion`.
+///
+/// # Errors
+/// [`Error::Io`] when renaming or removing fails.
+pub fn delete_block_dir(dir: &Path) -> Result<()> {
+    let mut tmp = dir.as_os_str().to_owned();
+    tmp.push(TMP_DELETION_SUFFIX);
+    let tmp = PathBuf::from(tmp);
+    std::fs::rename(dir, &tmp).map_err(io_error(dir))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    std::fs::remove_dir_all(&tmp).map_err(io_error(&tmp))
+}
+
+#[cfg(test)]
+mod tests;
