@@ -1,5 +1,6 @@
 //! Command line: `sextant <command>`.
 
+pub mod check;
 pub mod query;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ pub enum Command {
     Version,
     /// Query any Prometheus-compatible server.
     Query(query::QueryArgs),
+    /// Validate files without starting anything.
+    Check(check::CheckArgs),
 }
 
 /// Runs one command.
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("sextant {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Check(args) => check::run(args),
         Command::Query(args) => {
             print!("{}", runtime()?.block_on(query::run(args))?);
             Ok(())

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod float;
 pub mod metrics;
 pub mod server;

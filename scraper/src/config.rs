@@ -27,7 +27,8 @@ pub use http::{
 };
 pub use units::{ByteSize, format_duration, parse_duration};
 
-pub(crate) use units::{deserialize_parsed, duration, duration_opt};
+pub(crate) use units::deserialize_parsed;
+pub use units::{duration, duration_opt};
 
 use crate::relabel::RelabelConfig;
 
@@ -76,6 +77,16 @@ where
     }
 
     deserializer.deserialize_map(CheckedVisitor(check, PhantomData))
+}
+
+/// Deserializes null as the type's default, as Go's YAML decoder does for
+/// slices and maps (`rule_files:` with only comments under it, `targets:`).
+pub fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Splits a serde_yaml error into its 1-based line and column (when it has a
@@ -313,9 +324,11 @@ impl Default for ScrapeDefaults {
 
 /// One entry of `static_configs`: target addresses and labels for all of them.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct StaticConfig {
+    #[serde(default, deserialize_with = "null_default")]
     pub targets: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -730,16 +743,16 @@ macro_rules! with_service_discovery_configs {
             pub struct $name {
                 $($body)*
                 /// Statically configured targets.
-                #[serde(default)]
+                #[serde(default, deserialize_with = "::scraper::config::null_default")]
                 pub static_configs: ::std::vec::Vec<$crate::config::StaticConfig>,
                 /// Targets read from files.
-                #[serde(default)]
+                #[serde(default, deserialize_with = "::scraper::config::null_default")]
                 pub file_sd_configs: ::std::vec::Vec<$crate::config::FileSdConfig>,
                 /// Targets fetched over HTTP.
-                #[serde(default)]
+                #[serde(default, deserialize_with = "::scraper::config::null_default")]
                 pub http_sd_configs: ::std::vec::Vec<$crate::config::HttpSdConfig>,
                 /// Targets discovered from the Kubernetes API.
-                #[serde(default)]
+                #[serde(default, deserialize_with = "::scraper::config::null_default")]
                 pub kubernetes_sd_configs: ::std::vec::Vec<$crate::config::KubernetesSdConfig>,
                 /// Accepted, not acted on.
                 #[serde(default)]
@@ -981,10 +994,10 @@ with_service_discovery_configs! {
         #[serde(default)]
         pub extra_scrape_metrics: Option<bool>,
         /// Rules applied to discovered targets.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "null_default")]
         pub relabel_configs: Vec<RelabelConfig>,
         /// Rules applied to scraped series before they are stored.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "null_default")]
         pub metric_relabel_configs: Vec<RelabelConfig>,
     }
 }

@@ -2,6 +2,10 @@
 //! ([`config`]), service discovery ([`discovery`]), relabeling ([`relabel`])
 //! and scrape targets ([`target`]).
 
+// Lets `with_*` macros name this crate by path in serde attributes, which
+// cannot use `$crate`.
+extern crate self as scraper;
+
 pub mod config;
 pub mod discovery;
 pub mod relabel;

@@ -162,7 +162,7 @@ where
 }
 
 /// Serde adapter for `Option<Duration>` fields written in Prometheus notation.
-pub(crate) mod duration_opt {
+pub mod duration_opt {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -171,7 +171,7 @@ pub(crate) mod duration_opt {
 }
 
 /// Serde adapter for `Duration` fields written in Prometheus notation.
-pub(crate) mod duration {
+pub mod duration {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -1,0 +1,73 @@
+//! `sextant check ...`: validate files as `promtool check ...` does.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(subcommand)]
+    pub command: CheckCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Check configuration files (the Prometheus format Sextant reads).
+    Config {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Runs a check, printing one verdict per file.
+///
+/// # Errors
+/// When any file fails its check.
+pub fn run(args: CheckArgs) -> anyhow::Result<()> {
+    match args.command {
+        CheckCommand::Config { files } => {
+            print!("{}", check_config_files(&files)?);
+            Ok(())
+        }
+    }
+}
+
+/// Checks each config file (and the scrape config files it names); returns
+/// the report, or an error holding the report when a file failed.
+pub fn check_config_files(files: &[PathBuf]) -> anyhow::Result<String> {
+    let mut report = String::new();
+    let mut failed = 0;
+    for file in files {
+        report.push_str(&format!("Checking {}\n", file.display()));
+        match Config::load_file(file)
+            .and_then(|config| config.all_scrape_configs().map(|all| (config, all)))
+        {
+            Ok((config, scrape_configs)) => {
+                report.push_str(&format!(
+                    "  SUCCESS: {} is valid prometheus config file syntax ({} scrape configs)\n",
+                    file.display(),
+                    scrape_configs.len()
+                ));
+                for warning in config.warnings() {
+                    report.push_str(&format!("  WARNING: {warning}\n"));
+                }
+            }
+            Err(err) => {
+                failed += 1;
+                report.push_str(&format!("  FAILED: {err:#}\n"));
+            }
+        }
+        report.push('\n');
+    }
+    if failed > 0 {
+        bail!(
+            "{report}{failed} of {} config files failed the check",
+            files.len()
+        );
+    }
+    Ok(report)
+}
