@@ -12,5 +12,6 @@ pub mod explain;
 pub mod hpa;
 pub mod model;
 pub mod quantity;
+pub mod vpa;
 
 pub use error::{Error, Result};

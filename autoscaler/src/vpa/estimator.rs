@@ -1,0 +1,532 @@
+//! From usage histograms to `target` / `lowerBound` / `upperBound` (sections 7 and 8 of
+//! `vpa-algorithm.md`): percentiles, the safety margin, the confidence multiplier, the
+//! per-pod minimum split over containers, rounding and capping by the resource policy.
+//! Amounts are `i64` (millicores, bytes) truncated at every step as upstream's
+//! `ResourceAmount` is.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Options;
+use super::aggregate::{AggregateState, duration_ms};
+use super::decaying::DecayingHistogram;
+use crate::explain::Explanation;
+use crate::model::{CPU, ContainerScalingMode, ControlledValues, MEMORY, PodResourcePolicy};
+use crate::quantity::{Format, Quantity};
+
+/// Upstream's `MaxResourceAmount`: 1e14.
+pub const MAX_RESOURCE_AMOUNT: i64 = 100_000_000_000_000;
+
+/// `resourceAmountFromFloat`: truncation, clamped to `[0, 1e14]`.
+pub fn to_amount(x: f64) -> i64 {
+    if x.is_nan() || x < 0.0 {
+        0
+    } else if x > MAX_RESOURCE_AMOUNT as f64 {
+        MAX_RESOURCE_AMOUNT
+    } else {
+        x as i64
+    }
+}
+
+/// `ScaleResource`: `to_amount(amount * factor)`.
+pub fn scale(amount: i64, factor: f64) -> i64 {
+    to_amount(amount as f64 * factor)
+}
+
+/// `amount + trunc(amount * fraction)`: the margin is truncated on its own.
+pub fn with_margin(amount: i64, fraction: f64) -> i64 {
+    amount.saturating_add(scale(amount, fraction))
+}
+
+/// `amount * (1 + multiplier / confidence)^exponent`, truncated. With no history
+/// (confidence 0) the factor is +Inf or 0, as upstream.
+pub fn with_confidence(amount: i64, multiplier: f64, exponent: f64, confidence: f64) -> i64 {
+    scale(amount, confidence_factor(multiplier, exponent, confidence))
+}
+
+fn confidence_factor(multiplier: f64, exponent: f64, confidence: f64) -> f64 {
+    (1.0 + multiplier / confidence).powf(exponent)
+}
+
+/// The two resources the recommender estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Resource {
+    /// Millicores.
+    Cpu,
+    /// Bytes.
+    Memory,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => CPU,
+            Resource::Memory => MEMORY,
+        }
+    }
+
+    /// A histogram percentile (cores or bytes) as an amount (millicores or bytes).
+    fn amount_from_histogram(self, value: f64) -> i64 {
+        match self {
+            Resource::Cpu => to_amount(value * 1000.0),
+            Resource::Memory => to_amount(value),
+        }
+    }
+
+    /// The amount as a Kubernetes quantity, as the recommender writes it
+    /// (`NewScaledQuantity(millis, -3)` for cpu, BinarySI bytes for memory).
+    pub fn quantity(self, amount: i64) -> Quantity {
+        match self {
+            Resource::Cpu => Quantity::from_milli(amount, Format::DecimalSi),
+            Resource::Memory => Quantity::from_int(amount, Format::BinarySi),
+        }
+    }
+
+    /// A quantity as an amount of this resource.
+    fn amount_of(self, q: &Quantity) -> i64 {
+        match self {
+            Resource::Cpu => q.milli_value(),
+            Resource::Memory => q.value(),
+        }
+    }
+
+    fn unit(self, amount: i64) -> String {
+        match self {
+            Resource::Cpu => format!("{amount}m"),
+            Resource::Memory => format!("{amount} bytes ({})", self.quantity(amount)),
+        }
+    }
+}
+
+/// One recommended number and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Amount {
+    /// Millicores or bytes.
+    pub value: i64,
+    pub explanation: Explanation,
+}
+
+/// The recommendation for one resource of one container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bounds {
+    pub resource: Resource,
+    pub target: Amount,
+    pub lower_bound: Amount,
+    pub upper_bound: Amount,
+    /// The target before the policy's minAllowed/maxAllowed were applied.
+    pub uncapped_target: i64,
+    /// Days of history behind it (the confidence of the multiplier).
+    pub confidence: f64,
+}
+
+/// The recommendation for one container.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerRecommendation {
+    pub container_name: String,
+    /// `None` when cpu is not a controlled resource.
+    pub cpu: Option<Bounds>,
+    /// `None` when memory is not a controlled resource.
+    pub memory: Option<Bounds>,
+}
+
+/// Recommends resources for every container of a workload (upstream
+/// `GetRecommendedPodResources` followed by the capping post-processor), sorted by
+/// container name. Containers whose policy mode is `Off` get none and do not count in
+/// the split of the pod minimum.
+pub fn recommend(
+    aggregates: &BTreeMap<String, AggregateState>,
+    options: &Options,
+    policy: Option<&PodResourcePolicy>,
+) -> Vec<ContainerRecommendation> {
+    let containers: Vec<(&String, &AggregateState)> = aggregates
+        .iter()
+        .filter(|(name, _)| {
+            policy
+                .and_then(|p| p.for_container(name))
+                .and_then(|c| c.mode)
+                != Some(ContainerScalingMode::Off)
+        })
+        .collect();
+    if containers.is_empty() {
+        return Vec::new();
+    }
+    let n = containers.len();
+    let fraction = 1.0 / n as f64;
+    let pod_min_cpu = to_amount(options.pod_recommendation_min_cpu_millicores * 0.001 * 1000.0);
+    let pod_min_memory = to_amount(options.pod_recommendation_min_memory_mb * 1024.0 * 1024.0);
+    let min_cpu = scale(pod_min_cpu, fraction);
+    let min_memory = scale(pod_min_memory, fraction);
+
+    containers
+        .into_iter()
+        .map(|(name, state)| {
+            let container_policy = policy.and_then(|p| p.for_container(name));
+            let controlled = |r: &str| {
+                container_policy
+                    .and_then(|c| c.controlled_resources.as_ref())
+                    .is_none_or(|list| list.iter().any(|x| x == r))
+            };
+            let estimate = |resource: Resource, pod_min: i64, split_min: i64| {
+                let mut bounds = estimate(state, resource, options, pod_min, split_min, n);
+                apply_policy(&mut bounds, name, policy, options);
+                bounds
+            };
+            ContainerRecommendation {
+                container_name: name.clone(),
+                cpu: controlled(CPU).then(|| estimate(Resource::Cpu, pod_min_cpu, min_cpu)),
+                memory: controlled(MEMORY).then(|| estimate(Resource::Memory, pod_min_memory, min_memory)),
+            }
+        })
+        .collect()
+}
+
+/// The estimator chain for one resource: percentile, margin, confidence, minimum.
+fn estimate(
+    state: &AggregateState,
+    resource: Resource,
+    options: &Options,
+    pod_min: i64,
+    min_amount: i64,
+    n_containers: usize,
+) -> Bounds {
+    let (histogram, percentiles, interval, what): (&DecayingHistogram, [f64; 3], _, &str) = match resource {
+        Resource::Cpu => (
+            &state.cpu,
+            [
+                options.target_cpu_percentile,
+                options.lower_bound_cpu_percentile,
+                options.upper_bound_cpu_percentile,
+            ],
+            options.confidence_interval_cpu,
+            "the decaying histogram of CPU usage",
+        ),
+        Resource::Memory => (
+            &state.memory_peaks,
+            [
+                options.target_memory_percentile,
+                options.lower_bound_memory_percentile,
+                options.upper_bound_memory_percentile,
+            ],
+            options.confidence_interval_memory,
+            "the decaying histogram of daily memory peaks",
+        ),
+    };
+    let interval_ms = duration_ms(interval);
+    let confidence = state.confidence(interval_ms);
+    let margin = options.recommendation_margin_fraction;
+    let round_to = match resource {
+        Resource::Cpu => options.round_cpu_millicores,
+        Resource::Memory => options.round_memory_bytes,
+    };
+
+    let base_inputs = |e: &mut Explanation| {
+        e.input("history", describe_history(state, interval_ms))
+            .input("half-life", format!("{} h", histogram.half_life_ms() / 3_600_000))
+            .input("safety margin", format!("{} %", margin * 100.0))
+            .input(
+                "pod minimum",
+                format!(
+                    "{} split over {n_containers} container(s) = {}",
+                    resource.unit(pod_min),
+                    resource.unit(min_amount)
+                ),
+            );
+    };
+    let percentile_steps = |e: &mut Explanation, p: f64| -> i64 {
+        let value = histogram.percentile(p);
+        let amount = resource.amount_from_histogram(value);
+        e.step(
+            format!("p{} of {what} (the end of the 5 % bucket it falls in)", p * 100.0),
+            match resource {
+                Resource::Cpu => format!("{value} cores = {amount}m"),
+                Resource::Memory => format!("{amount} bytes"),
+            },
+        );
+        let with = with_margin(amount, margin);
+        e.step(
+            format!("plus the {} % safety margin ({} truncated)", margin * 100.0, resource.unit(with - amount)),
+            resource.unit(with),
+        );
+        with
+    };
+    let floor = |e: &mut Explanation, value: i64| -> i64 {
+        let floored = value.max(min_amount);
+        if floored != value {
+            e.step("raised to the per-container share of the pod minimum", resource.unit(floored));
+        }
+        let rounded = round_up(floored, round_to);
+        if rounded != floored {
+            e.step(format!("rounded up to a multiple of {round_to}"), resource.unit(rounded));
+        }
+        rounded
+    };
+
+    let mut target_e = Explanation::new(String::new());
+    base_inputs(&mut target_e);
+    let target = percentile_steps(&mut target_e, percentiles[0]);
+    let target = floor(&mut target_e, target);
+
+    let mut lower_e = Explanation::new(String::new());
+    base_inputs(&mut lower_e);
+    let lower = percentile_steps(&mut lower_e, percentiles[1]);
+    let lower_factor = confidence_factor(0.001, -2.0, confidence);
+    let lower_scaled = with_confidence(lower, 0.001, -2.0, confidence);
+    lower_e.step(
+        format!(
+            "times (1 + 0.001 / {} days of history)^-2 = {lower_factor:.6}, truncated",
+            fmt_days(confidence)
+        ),
+        resource.unit(lower_scaled),
+    );
+    let lower = floor(&mut lower_e, lower_scaled);
+
+    let mut upper_e = Explanation::new(String::new());
+    base_inputs(&mut upper_e);
+    let upper = percentile_steps(&mut upper_e, percentiles[2]);
+    let upper_factor = confidence_factor(1.0, 1.0, confidence);
+    let upper_scaled = with_confidence(upper, 1.0, 1.0, confidence);
+    upper_e.step(
+        if confidence > 0.0 {
+            format!(
+                "times (1 + 1 / {} days of history) = {upper_factor:.6}, truncated; it shrinks as history grows",
+                fmt_days(confidence)
+            )
+        } else {
+            "no history yet: the multiplier is infinite, so the upper bound is the maximum amount (1e14)".to_string()
+        },
+        resource.unit(upper_scaled),
+    );
+    let upper = floor(&mut upper_e, upper_scaled);
+
+    Bounds {
+        resource,
+        target: Amount {
+            value: target,
+            explanation: target_e,
+        },
+        lower_bound: Amount {
+            value: lower,
+            explanation: lower_e,
+        },
+        upper_bound: Amount {
+            value: upper,
+            explanation: upper_e,
+        },
+        uncapped_target: target,
+        confidence,
+    }
+}
+
+fn fmt_days(days: f64) -> String {
+    let s = format!("{days:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn describe_history(state: &AggregateState, interval_ms: i64) -> String {
+    match (state.first_sample_start_ms, state.last_sample_start_ms) {
+        (Some(first), Some(last)) => format!(
+            "{} CPU samples over {} days (confidence {} days)",
+            state.total_samples,
+            fmt_days((last - first) as f64 / 86_400_000.0),
+            fmt_days(state.confidence(interval_ms))
+        ),
+        _ => "no CPU samples yet".to_string(),
+    }
+}
+
+/// Rounds up to a multiple of `to` (the `--round-*` flags; 1 means no rounding).
+fn round_up(value: i64, to: i64) -> i64 {
+    if to <= 1 {
+        return value;
+    }
+    let rem = value.rem_euclid(to);
+    if rem == 0 { value } else { value.saturating_add(to - rem) }
+}
+
+/// Capping by the container policy's minAllowed/maxAllowed (max falling back to the
+/// global flags per resource); zero quantities mean "no bound".
+fn apply_policy(bounds: &mut Bounds, container: &str, policy: Option<&PodResourcePolicy>, options: &Options) {
+    let resource = bounds.resource;
+    let container_policy = policy.and_then(|p| p.for_container(container));
+    let min_allowed = container_policy
+        .and_then(|c| c.min_allowed.get(resource.name()))
+        .filter(|q| !q.is_zero());
+    let global_max = match resource {
+        Resource::Cpu => options.container_recommendation_max_allowed_cpu.as_ref(),
+        Resource::Memory => options.container_recommendation_max_allowed_memory.as_ref(),
+    };
+    let max_allowed = container_policy
+        .and_then(|c| c.max_allowed.get(resource.name()))
+        .or(global_max)
+        .filter(|q| !q.is_zero());
+    for amount in [&mut bounds.target, &mut bounds.lower_bound, &mut bounds.upper_bound] {
+        let current = resource.quantity(amount.value);
+        if let Some(min) = min_allowed
+            && current < *min
+        {
+            amount.value = resource.amount_of(min);
+            amount
+                .explanation
+                .step(format!("raised to the policy's minAllowed {min}"), resource.unit(amount.value));
+        }
+        let current = resource.quantity(amount.value);
+        if let Some(max) = max_allowed
+            && current > *max
+        {
+            amount.value = resource.amount_of(max);
+            amount
+                .explanation
+                .step(format!("capped to maxAllowed {max}"), resource.unit(amount.value));
+        }
+    }
+    let name = resource.name();
+    bounds.target.explanation.summary = format!("{container} {name} target is {}", resource.quantity(bounds.target.value));
+    bounds.lower_bound.explanation.summary =
+        format!("{container} {name} lower bound is {}", resource.quantity(bounds.lower_bound.value));
+    bounds.upper_bound.explanation.summary =
+        format!("{container} {name} upper bound is {}", resource.quantity(bounds.upper_bound.value));
+}
+
+/// Caps a recommended request to the container's current limit when the policy
+/// controls requests only (section 9, step 4 of the doc).
+pub fn cap_to_limit(request: i64, limit: Option<i64>, controlled_values: Option<ControlledValues>) -> i64 {
+    match (controlled_values, limit) {
+        (Some(ControlledValues::RequestsOnly), Some(limit)) if limit > 0 => request.min(limit),
+        _ => request,
+    }
+}
+
+/// The limit that keeps the original limit/request ratio (`GetProportionalLimit`):
+/// `original_limit * new_request / original_request`, or the new request when the
+/// original request was unset or equal to the limit. `None` when there was no limit.
+pub fn proportional_limit(original_request: Option<i64>, original_limit: Option<i64>, new_request: i64) -> Option<i64> {
+    let limit = original_limit?;
+    match original_request {
+        Some(request) if request > 0 && request != limit => {
+            let scaled = i128::from(limit) * i128::from(new_request) / i128::from(request);
+            Some(i64::try_from(scaled).unwrap_or(i64::MAX))
+        }
+        _ => Some(new_request),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ContainerResourcePolicy;
+    use crate::vpa::ContainerState;
+
+    const T0: i64 = 1_699_923_600_000; // 2023-11-14T01:00:00Z
+
+    fn constant_usage(days: i64) -> AggregateState {
+        let options = Options::default();
+        let mut state = AggregateState::new(&options, T0).unwrap();
+        let mut container = ContainerState::default();
+        for i in 0..days * 1440 {
+            let t = T0 + i * 60_000;
+            container.add_cpu_sample(&mut state, t, 500);
+            container.add_memory_sample(&mut state, t, 500_000_000, &options);
+        }
+        state
+    }
+
+    #[test]
+    fn amounts_truncate_and_clamp() {
+        assert_eq!(to_amount(-1.0), 0);
+        assert_eq!(to_amount(f64::NAN), 0);
+        assert_eq!(to_amount(f64::INFINITY), MAX_RESOURCE_AMOUNT);
+        assert_eq!(with_margin(3140, 0.1), 3454);
+        assert_eq!(with_confidence(3140, 1.0, 1.0, 0.0), MAX_RESOURCE_AMOUNT);
+        assert_eq!(with_confidence(3140, 0.001, -2.0, 0.0), 0);
+        assert_eq!(round_up(587, 10), 590);
+        assert_eq!(round_up(590, 10), 590);
+    }
+
+    #[test]
+    fn eight_days_of_constant_usage() {
+        let state = constant_usage(8);
+        let recs = recommend(&[("app".to_string(), state)].into(), &Options::default(), None);
+        let cpu = recs[0].cpu.as_ref().unwrap();
+        assert_eq!((cpu.target.value, cpu.lower_bound.value, cpu.upper_bound.value), (587, 586, 660));
+        let memory = recs[0].memory.as_ref().unwrap();
+        assert_eq!(
+            (memory.target.value, memory.lower_bound.value, memory.upper_bound.value),
+            (587_804_717, 587_657_780, 661_286_685)
+        );
+        let text = cpu.upper_bound.explanation.to_string();
+        assert!(text.starts_with("app cpu upper bound is 660m"), "{text}");
+        assert!(text.contains("times (1 + 1 / 7.9993 days of history) = 1.125011"), "{text}");
+    }
+
+    #[test]
+    fn minimum_split_policy_caps_and_off_containers() {
+        let options = Options::default();
+        // One sample each: 5m of cpu and 100 MB of memory, and no history to speak of.
+        let mut young = AggregateState::new(&options, T0).unwrap();
+        let mut container = ContainerState::default();
+        container.add_cpu_sample(&mut young, T0, 5);
+        container.add_memory_sample(&mut young, T0, 100_000_000, &options);
+        let aggregates: BTreeMap<String, AggregateState> =
+            [("a".to_string(), young.clone()), ("b".to_string(), young.clone()), ("c".to_string(), young)].into();
+        let policy = PodResourcePolicy {
+            container_policies: vec![
+                ContainerResourcePolicy {
+                    container_name: "c".into(),
+                    mode: Some(ContainerScalingMode::Off),
+                    ..ContainerResourcePolicy::default()
+                },
+                ContainerResourcePolicy {
+                    container_name: "*".into(),
+                    min_allowed: [(CPU.to_string(), "50m".parse().unwrap())].into(),
+                    max_allowed: [(MEMORY.to_string(), "1Gi".parse().unwrap())].into(),
+                    controlled_resources: Some(vec![CPU.to_string(), MEMORY.to_string()]),
+                    ..ContainerResourcePolicy::default()
+                },
+                ContainerResourcePolicy {
+                    container_name: "b".into(),
+                    controlled_resources: Some(vec![MEMORY.to_string()]),
+                    ..ContainerResourcePolicy::default()
+                },
+            ],
+        };
+        let recs = recommend(&aggregates, &options, Some(&policy));
+        assert_eq!(recs.len(), 2, "c is Off");
+        // Two containers share the pod minimum: 12m and 131072000 bytes each (5m reads as
+        // the 10m bucket end, plus 1m of margin, is below 12m); a's policy raises cpu to
+        // 50m. With no history (confidence 0) the upper bound is the 1e14 maximum, capped
+        // for memory by maxAllowed, and the lower bound drops to the minimum.
+        let a_cpu = recs[0].cpu.as_ref().unwrap();
+        assert_eq!(a_cpu.target.value, 50);
+        assert_eq!(a_cpu.uncapped_target, 12);
+        assert_eq!(a_cpu.upper_bound.value, MAX_RESOURCE_AMOUNT);
+        let a_memory = recs[0].memory.as_ref().unwrap();
+        assert_eq!(a_memory.target.value, 131_072_000);
+        assert_eq!(a_memory.upper_bound.value, 1 << 30);
+        assert!(recs[1].cpu.is_none());
+        let b_memory = recs[1].memory.as_ref().unwrap();
+        assert_eq!(b_memory.lower_bound.value, 131_072_000);
+        assert_eq!(b_memory.upper_bound.value, MAX_RESOURCE_AMOUNT, "b has its own policy: no cap");
+    }
+
+    #[test]
+    fn global_max_applies_when_the_policy_has_none() {
+        let options = Options {
+            container_recommendation_max_allowed_cpu: Some("500m".parse().unwrap()),
+            ..Options::default()
+        };
+        let recs = recommend(&[("app".to_string(), constant_usage(8))].into(), &options, None);
+        let cpu = recs[0].cpu.as_ref().unwrap();
+        assert_eq!((cpu.target.value, cpu.uncapped_target, cpu.upper_bound.value), (500, 587, 500));
+    }
+
+    #[test]
+    fn limits_follow_requests() {
+        assert_eq!(proportional_limit(Some(100), Some(200), 150), Some(300));
+        assert_eq!(proportional_limit(Some(100), Some(100), 150), Some(150));
+        assert_eq!(proportional_limit(None, Some(100), 150), Some(150));
+        assert_eq!(proportional_limit(Some(100), None, 150), None);
+        assert_eq!(cap_to_limit(900, Some(500), Some(ControlledValues::RequestsOnly)), 500);
+        assert_eq!(cap_to_limit(900, Some(500), None), 900);
+    }
+}
