@@ -3,6 +3,8 @@
 pub mod check;
 pub mod query;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -24,6 +26,13 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Validate files without starting anything.
     Check(check::CheckArgs),
+    /// Run HPA/VPA reference vector files through the recommender and report each
+    /// vector's pass or fail with the differing numbers.
+    Vectors {
+        /// JSON vector files (the schema of shared/vectors/*.json).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Runs one command.
@@ -41,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", runtime()?.block_on(query::run(args))?);
             Ok(())
         }
+        Command::Vectors { files } => run_vectors(&files),
     }
 }
 
@@ -49,4 +59,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// `sextant vectors FILE...`: one line per vector, a summary line, and an error (so a
+/// non-zero exit) when any vector failed.
+fn run_vectors(files: &[PathBuf]) -> anyhow::Result<()> {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        let outcomes = autoscaler::vectors::run_file(file)?;
+        for outcome in outcomes {
+            println!("{outcome}");
+            if outcome.passed() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        anyhow::bail!("{failed} vector(s) failed");
+    }
+    Ok(())
 }

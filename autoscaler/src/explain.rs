@@ -102,8 +102,11 @@ mod tests {
     fn renders_inputs_and_numbered_steps() {
         let mut e = Explanation::new("cpu target is 587m");
         e.input("samples", 11520).input("half-life", "24h");
-        e.step("p90 of the usage histogram, end of its bucket", "0.511 cores")
-            .step("plus the 15 % safety margin", "587m");
+        e.step(
+            "p90 of the usage histogram, end of its bucket",
+            "0.511 cores",
+        )
+        .step("plus the 15 % safety margin", "587m");
         assert_eq!(
             e.to_string(),
             "cpu target is 587m\n  inputs:\n    samples: 11520\n    half-life: 24h\n  steps:\n    1. p90 of the usage histogram, end of its bucket = 0.511 cores\n    2. plus the 15 % safety margin = 587m\n"

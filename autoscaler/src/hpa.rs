@@ -222,7 +222,9 @@ impl Reason {
     /// Upstream's message for the `ScalingLimited` and `AbleToScale` reasons.
     fn message(&self) -> &'static str {
         match self {
-            Reason::SucceededGetScale => "the HPA controller was able to get the target's current scale",
+            Reason::SucceededGetScale => {
+                "the HPA controller was able to get the target's current scale"
+            }
             Reason::ReadyForNewScale => "recommended size matches current size",
             Reason::ScaleUpStabilized => {
                 "recent recommendations were lower than current one, applying the lowest recent recommendation"
@@ -230,12 +232,22 @@ impl Reason {
             Reason::ScaleDownStabilized => {
                 "recent recommendations were higher than current one, applying the highest recent recommendation"
             }
-            Reason::ScalingDisabled => "scaling is disabled since the replica count of the target is zero",
+            Reason::ScalingDisabled => {
+                "scaling is disabled since the replica count of the target is zero"
+            }
             Reason::DesiredWithinRange => "the desired count is within the acceptable range",
-            Reason::TooFewReplicas => "the desired replica count is less than the minimum replica count",
-            Reason::TooManyReplicas => "the desired replica count is more than the maximum replica count",
-            Reason::ScaleUpLimit => "the desired replica count is increasing faster than the maximum scale rate",
-            Reason::ScaleDownLimit => "the desired replica count is decreasing faster than the maximum scale rate",
+            Reason::TooFewReplicas => {
+                "the desired replica count is less than the minimum replica count"
+            }
+            Reason::TooManyReplicas => {
+                "the desired replica count is more than the maximum replica count"
+            }
+            Reason::ScaleUpLimit => {
+                "the desired replica count is increasing faster than the maximum scale rate"
+            }
+            Reason::ScaleDownLimit => {
+                "the desired replica count is decreasing faster than the maximum scale rate"
+            }
             Reason::ValidMetricFound
             | Reason::FailedGetResourceMetric
             | Reason::FailedGetContainerResourceMetric
@@ -276,7 +288,7 @@ pub struct MetricResult {
 /// A proposal, or why there is none.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum MetricOutcome {
-    Computed(Calculation),
+    Computed(Box<Calculation>),
     Failed(MetricError),
 }
 
@@ -314,7 +326,8 @@ pub struct Recommendation {
 impl Recommendation {
     /// Whether the controller would rescale.
     pub fn rescale(&self) -> bool {
-        self.desired_replicas != self.current_replicas && self.scaling_active.reason != Reason::ScalingDisabled
+        self.desired_replicas != self.current_replicas
+            && self.scaling_active.reason != Reason::ScalingDisabled
     }
 }
 
@@ -332,7 +345,9 @@ pub fn compute_metric(
 ) -> Result<Calculation, MetricError> {
     let source = spec.source().map_err(MetricError::InvalidTarget)?;
     let per_pod = |api: &str| match reading {
-        MetricReading::PerPod(m) if m.is_empty() => Err(MetricError::NoMetricsReturned(api.to_string())),
+        MetricReading::PerPod(m) if m.is_empty() => {
+            Err(MetricError::NoMetricsReturned(api.to_string()))
+        }
         MetricReading::PerPod(m) => Ok(m.clone()),
         MetricReading::Values(_) => Err(MetricError::ReadingMismatch(
             "per-pod samples expected, got metric values".into(),
@@ -349,9 +364,17 @@ pub fn compute_metric(
     let current = observation.spec_replicas;
     let pods = observation.pods.as_slice();
     match source {
-        MetricSource::Resource(r) => {
-            resource_metric(r.name.as_str(), None, &r.target, per_pod, current, pods, tolerances, now_ms, options)
-        }
+        MetricSource::Resource(r) => resource_metric(
+            r.name.as_str(),
+            None,
+            &r.target,
+            per_pod,
+            current,
+            pods,
+            tolerances,
+            now_ms,
+            options,
+        ),
         MetricSource::ContainerResource(r) => resource_metric(
             r.name.as_str(),
             Some(r.container.as_str()),
@@ -365,10 +388,21 @@ pub fn compute_metric(
         ),
         MetricSource::Pods(p) => {
             let target = p.target.average_value.as_ref().ok_or_else(|| {
-                MetricError::InvalidTarget("invalid pods metric source: no average value target was set".into())
+                MetricError::InvalidTarget(
+                    "invalid pods metric source: no average value target was set".into(),
+                )
             })?;
             let metrics = per_pod("custom metrics API")?;
-            calculator::plain_average(current, target.milli_value(), None, metrics, pods, tolerances, now_ms, options)
+            calculator::plain_average(
+                current,
+                target.milli_value(),
+                None,
+                metrics,
+                pods,
+                tolerances,
+                now_ms,
+                options,
+            )
         }
         MetricSource::Object(o) => {
             use crate::model::MetricTargetType::{AverageValue, Value};
@@ -399,11 +433,18 @@ pub fn compute_metric(
         MetricSource::External(e) => {
             let items = values()?;
             if items.is_empty() {
-                return Err(MetricError::NoMetricsReturned("external metrics API".into()));
+                return Err(MetricError::NoMetricsReturned(
+                    "external metrics API".into(),
+                ));
             }
             let sum = items.iter().fold(0i64, |s, v| s.saturating_add(*v));
             if let Some(target) = &e.target.average_value {
-                calculator::per_pod_target(observation.status_replicas, sum, target.milli_value(), tolerances)
+                calculator::per_pod_target(
+                    observation.status_replicas,
+                    sum,
+                    target.milli_value(),
+                    tolerances,
+                )
             } else if let Some(target) = &e.target.value {
                 calculator::value_target(current, sum, target.milli_value(), pods, tolerances)
             } else {
@@ -449,7 +490,9 @@ fn resource_metric(
         ));
     };
     let metrics = per_pod("resource metrics API")?;
-    calculator::resource_utilization(current, percent, resource, container, metrics, pods, tolerances, now_ms, options)
+    calculator::resource_utilization(
+        current, percent, resource, container, metrics, pods, tolerances, now_ms, options,
+    )
 }
 
 /// One sync of one HPA (sections 3, 7, 8, 9): compute every metric, take the maximum,
@@ -466,8 +509,12 @@ pub fn reconcile(
     let current = observation.spec_replicas;
     let min_replicas = spec.min_replicas_or_default();
     let max_replicas = spec.max_replicas;
-    let downscale_window_s = i32::try_from(options.downscale_stabilization.as_secs()).unwrap_or(i32::MAX);
-    let behavior = spec.behavior.as_ref().map(|b| Behavior::from_spec(b, downscale_window_s));
+    let downscale_window_s =
+        i32::try_from(options.downscale_stabilization.as_secs()).unwrap_or(i32::MAX);
+    let behavior = spec
+        .behavior
+        .as_ref()
+        .map(|b| Behavior::from_spec(b, downscale_window_s));
     let tolerances = Tolerances::for_hpa(behavior.as_ref(), options.tolerance);
 
     let mut explanation = Explanation::new(String::new());
@@ -504,13 +551,22 @@ pub fn reconcile(
 
     let desired = if current == 0 && min_replicas != 0 {
         recommendation.scaling_active = Condition::new(false, Reason::ScalingDisabled);
-        explanation.step("the workload has 0 replicas and minReplicas is not 0: autoscaling is disabled", 0);
+        explanation.step(
+            "the workload has 0 replicas and minReplicas is not 0: autoscaling is disabled",
+            0,
+        );
         0
     } else if current > max_replicas {
-        explanation.step("current replicas are above maxReplicas: go to maxReplicas at once", max_replicas);
+        explanation.step(
+            "current replicas are above maxReplicas: go to maxReplicas at once",
+            max_replicas,
+        );
         max_replicas
     } else if current < min_replicas {
-        explanation.step("current replicas are below minReplicas: go to minReplicas at once", min_replicas);
+        explanation.step(
+            "current replicas are below minReplicas: go to minReplicas at once",
+            min_replicas,
+        );
         min_replicas
     } else {
         let metric_specs = spec.metrics_or_default();
@@ -528,7 +584,10 @@ pub fn reconcile(
             // All metrics failed, or some failed and the rest would scale down: no change,
             // and nothing is stored in the history.
             explanation.step("metrics failed: the controller does not scale", current);
-            explanation.summary = format!("keep {current} replicas: {}", recommendation.scaling_active.message);
+            explanation.summary = format!(
+                "keep {current} replicas: {}",
+                recommendation.scaling_active.message
+            );
             recommendation.explanation = explanation;
             return recommendation;
         };
@@ -583,7 +642,11 @@ fn describe_behavior(b: &Behavior) -> String {
             policies.join(", ")
         )
     };
-    format!("scale-up {}; scale-down {}", rules(&b.scale_up), rules(&b.scale_down))
+    format!(
+        "scale-up {}; scale-down {}",
+        rules(&b.scale_up),
+        rules(&b.scale_down)
+    )
 }
 
 /// `computeReplicasForMetrics`: the maximum over valid proposals, with the
@@ -610,7 +673,10 @@ fn compute_for_metrics(
         match outcome {
             Ok(calc) => {
                 let mut metric_explanation = calc.explanation.clone();
-                metric_explanation.summary = format!("{name}: {} proposes {} replicas", metric_explanation.summary, calc.replicas);
+                metric_explanation.summary = format!(
+                    "{name}: {} proposes {} replicas",
+                    metric_explanation.summary, calc.replicas
+                );
                 explanation.absorb(metric_explanation);
                 if replicas == 0 || calc.replicas > replicas {
                     replicas = calc.replicas;
@@ -619,7 +685,7 @@ fn compute_for_metrics(
                 recommendation.metrics.push(MetricResult {
                     metric: name,
                     source: spec.type_,
-                    outcome: MetricOutcome::Computed(calc),
+                    outcome: MetricOutcome::Computed(Box::new(calc)),
                 });
             }
             Err(err) => {
@@ -655,10 +721,15 @@ fn compute_for_metrics(
     recommendation.scaling_active = Condition {
         status: true,
         reason: Reason::ValidMetricFound,
-        message: format!("the HPA was able to successfully calculate a replica count from {best_metric}"),
+        message: format!(
+            "the HPA was able to successfully calculate a replica count from {best_metric}"
+        ),
     };
     if specs.len() > 1 {
-        explanation.step(format!("highest proposal over the metrics ({best_metric})"), replicas);
+        explanation.step(
+            format!("highest proposal over the metrics ({best_metric})"),
+            replicas,
+        );
     }
     (Some(replicas), error)
 }
@@ -717,13 +788,15 @@ fn normalize_with_behavior(
     recommendation: &mut Recommendation,
     explanation: &mut Explanation,
 ) -> i32 {
-    let (stabilized, reason) = behavior::stabilize_with_behavior(history, proposal, current, behavior, now_ms);
+    let (stabilized, reason) =
+        behavior::stabilize_with_behavior(history, proposal, current, behavior, now_ms);
     recommendation.stabilized = Some(stabilized);
     recommendation.able_to_scale = if stabilized != proposal {
         explanation.step(
             format!(
                 "stabilized within the recent proposals (up window {} s, down window {} s)",
-                behavior.scale_up.stabilization_window_seconds, behavior.scale_down.stabilization_window_seconds
+                behavior.scale_up.stabilization_window_seconds,
+                behavior.scale_down.stabilization_window_seconds
             ),
             stabilized,
         );
@@ -731,8 +804,15 @@ fn normalize_with_behavior(
     } else {
         Condition::new(true, Reason::ReadyForNewScale)
     };
-    let (desired, reason) =
-        behavior::rate_limit(current, stabilized, min_replicas, max_replicas, behavior, history, now_ms);
+    let (desired, reason) = behavior::rate_limit(
+        current,
+        stabilized,
+        min_replicas,
+        max_replicas,
+        behavior,
+        history,
+        now_ms,
+    );
     if desired != stabilized {
         explanation.step(format!("limited: {}", reason.message()), desired);
     }
@@ -776,10 +856,12 @@ impl Autoscaler {
     ) -> Recommendation {
         let now_ms = clock.now_ms();
         if !self.seen {
-            self.history.recommendations.push(TimestampedRecommendation {
-                replicas: observation.spec_replicas,
-                t_ms: now_ms,
-            });
+            self.history
+                .recommendations
+                .push(TimestampedRecommendation {
+                    replicas: observation.spec_replicas,
+                    t_ms: now_ms,
+                });
             self.seen = true;
         }
         reconcile(spec, observation, &mut self.history, now_ms, &self.options)
@@ -787,11 +869,19 @@ impl Autoscaler {
 
     /// Records that the workload was rescaled from `prev` to `new` (only kept when the
     /// HPA has `behavior`, as upstream).
-    pub fn record_rescale(&mut self, clock: &dyn Clock, spec: &HorizontalPodAutoscalerSpec, prev: i32, new: i32) {
+    pub fn record_rescale(
+        &mut self,
+        clock: &dyn Clock,
+        spec: &HorizontalPodAutoscalerSpec,
+        prev: i32,
+        new: i32,
+    ) {
         if let Some(b) = &spec.behavior {
-            let window = i32::try_from(self.options.downscale_stabilization.as_secs()).unwrap_or(i32::MAX);
+            let window =
+                i32::try_from(self.options.downscale_stabilization.as_secs()).unwrap_or(i32::MAX);
             let behavior = Behavior::from_spec(b, window);
-            self.history.record_scale_event(&behavior, prev, new, clock.now_ms());
+            self.history
+                .record_scale_event(&behavior, prev, new, clock.now_ms());
         }
     }
 }
@@ -836,9 +926,17 @@ mod tests {
 
     #[test]
     fn legacy_scale_up_is_limited_to_twice_the_current_count() {
-        let s = spec("maxReplicas: 100\nmetrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]");
+        let s = spec(
+            "maxReplicas: 100\nmetrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]",
+        );
         let mut history = History::default();
-        let rec = reconcile(&s, &cpu_observation(2, &[2000, 2000]), &mut history, NOW, &Options::default());
+        let rec = reconcile(
+            &s,
+            &cpu_observation(2, &[2000, 2000]),
+            &mut history,
+            NOW,
+            &Options::default(),
+        );
         // 200 % of a 50 % target: ratio 4, ceil(4*2) = 8, limited to max(2*2, 4) = 4.
         assert_eq!(rec.proposal, Some(8));
         assert_eq!(rec.desired_replicas, 4);
@@ -847,7 +945,10 @@ mod tests {
         assert_eq!(limited.reason, Reason::ScaleUpLimit);
         let text = rec.explanation.to_string();
         assert!(text.starts_with("scale from 2 to 4 replicas"), "{text}");
-        assert!(text.contains("limited: the desired replica count is increasing faster"), "{text}");
+        assert!(
+            text.contains("limited: the desired replica count is increasing faster"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -864,10 +965,22 @@ mod tests {
     #[test]
     fn out_of_range_counts_move_at_once() {
         let s = spec("maxReplicas: 3\nminReplicas: 2");
-        let rec = reconcile(&s, &cpu_observation(5, &[1; 5]), &mut History::default(), NOW, &Options::default());
+        let rec = reconcile(
+            &s,
+            &cpu_observation(5, &[1; 5]),
+            &mut History::default(),
+            NOW,
+            &Options::default(),
+        );
         assert_eq!(rec.desired_replicas, 3);
         assert!(rec.metrics.is_empty());
-        let rec = reconcile(&s, &cpu_observation(1, &[1]), &mut History::default(), NOW, &Options::default());
+        let rec = reconcile(
+            &s,
+            &cpu_observation(1, &[1]),
+            &mut History::default(),
+            NOW,
+            &Options::default(),
+        );
         assert_eq!(rec.desired_replicas, 2);
     }
 
@@ -878,20 +991,30 @@ mod tests {
         );
         // cpu wants 5 (from 3); the external metric is down: scale up, report the error.
         let mut obs = cpu_observation(3, &[700, 700, 700]);
-        obs.readings.push(MetricReading::Unavailable("connection refused".into()));
+        obs.readings
+            .push(MetricReading::Unavailable("connection refused".into()));
         let rec = reconcile(&s, &obs, &mut History::default(), NOW, &Options::default());
         assert_eq!(rec.desired_replicas, 5);
         assert_eq!(rec.scaling_active.reason, Reason::ValidMetricFound);
-        assert!(rec.error.as_deref().unwrap().starts_with("invalid metrics (1 invalid out of 2)"));
+        assert!(
+            rec.error
+                .as_deref()
+                .unwrap()
+                .starts_with("invalid metrics (1 invalid out of 2)")
+        );
         // cpu wants fewer: no change, ScalingActive False with the failure's reason.
         let mut obs = cpu_observation(3, &[100, 100, 100]);
-        obs.readings.push(MetricReading::Unavailable("connection refused".into()));
+        obs.readings
+            .push(MetricReading::Unavailable("connection refused".into()));
         let mut history = History::default();
         let rec = reconcile(&s, &obs, &mut history, NOW, &Options::default());
         assert_eq!(rec.desired_replicas, 3);
         assert!(!rec.scaling_active.status);
         assert_eq!(rec.scaling_active.reason, Reason::FailedGetExternalMetric);
-        assert!(history.recommendations.is_empty(), "nothing is stored when the controller bails out");
+        assert!(
+            history.recommendations.is_empty(),
+            "nothing is stored when the controller bails out"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod hpa;
 pub mod model;
 pub mod quantity;
+pub mod vectors;
 pub mod vpa;
 
 pub use error::{Error, Result};

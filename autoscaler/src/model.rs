@@ -117,14 +117,19 @@ impl HorizontalPodAutoscalerSpec {
             if min > self.max_replicas {
                 return invalid(
                     "minReplicas",
-                    format!("must be less than or equal to maxReplicas ({})", self.max_replicas),
+                    format!(
+                        "must be less than or equal to maxReplicas ({})",
+                        self.max_replicas
+                    ),
                 );
             }
             if min == 0
-                && !self
-                    .metrics
-                    .iter()
-                    .any(|m| matches!(m.type_, MetricSourceType::Object | MetricSourceType::External))
+                && !self.metrics.iter().any(|m| {
+                    matches!(
+                        m.type_,
+                        MetricSourceType::Object | MetricSourceType::External
+                    )
+                })
             {
                 return invalid(
                     "minReplicas",
@@ -138,7 +143,10 @@ impl HorizontalPodAutoscalerSpec {
             }
         }
         if let Some(behavior) = &self.behavior {
-            for (name, rules) in [("scaleUp", &behavior.scale_up), ("scaleDown", &behavior.scale_down)] {
+            for (name, rules) in [
+                ("scaleUp", &behavior.scale_up),
+                ("scaleDown", &behavior.scale_down),
+            ] {
                 let Some(rules) = rules else { continue };
                 if let Some(w) = rules.stabilization_window_seconds
                     && !(0..=3600).contains(&w)
@@ -671,20 +679,31 @@ status:
             panic!("second metric is a Pods metric");
         };
         assert_eq!(pods.target.average_value.unwrap().milli_value(), 1_000_000);
-        let down = hpa.spec.behavior.as_ref().unwrap().scale_down.as_ref().unwrap();
+        let down = hpa
+            .spec
+            .behavior
+            .as_ref()
+            .unwrap()
+            .scale_down
+            .as_ref()
+            .unwrap();
         assert_eq!(down.tolerance.unwrap().as_approximate_f64(), 0.05);
         assert!(hpa.spec.behavior.as_ref().unwrap().scale_up.is_none());
         hpa.spec.validate().unwrap();
         // It writes back in the same shape.
         let json = serde_json::to_value(&hpa.spec).unwrap();
-        assert_eq!(json["metrics"][2]["external"]["target"]["averageValue"], "30");
+        assert_eq!(
+            json["metrics"][2]["external"]["target"]["averageValue"],
+            "30"
+        );
         assert_eq!(json["behavior"]["scaleDown"]["tolerance"], "50m");
     }
 
     #[test]
     fn typos_in_the_spec_are_errors() {
-        let err = serde_yaml::from_str::<HorizontalPodAutoscalerSpec>("maxReplicas: 3\nminReplica: 1\n")
-            .unwrap_err();
+        let err =
+            serde_yaml::from_str::<HorizontalPodAutoscalerSpec>("maxReplicas: 3\nminReplica: 1\n")
+                .unwrap_err();
         assert!(err.to_string().contains("minReplica"), "{err}");
     }
 
@@ -694,7 +713,11 @@ status:
         assert!(spec("maxReplicas: 0").validate().is_err());
         assert!(spec("maxReplicas: 3\nminReplicas: 4").validate().is_err());
         assert!(spec("maxReplicas: 3\nminReplicas: 0").validate().is_err());
-        assert!(spec("maxReplicas: 3\nmetrics: [{type: Pods}]").validate().is_err());
+        assert!(
+            spec("maxReplicas: 3\nmetrics: [{type: Pods}]")
+                .validate()
+                .is_err()
+        );
         assert!(
             spec("maxReplicas: 3\nbehavior: {scaleUp: {policies: [{type: Pods, value: 0, periodSeconds: 15}]}}")
                 .validate()
@@ -710,7 +733,10 @@ status:
             "containerPolicies:\n- containerName: '*'\n  maxAllowed: {cpu: 2}\n- containerName: app\n  mode: Off\n",
         )
         .unwrap();
-        assert_eq!(policy.for_container("app").unwrap().mode, Some(ContainerScalingMode::Off));
+        assert_eq!(
+            policy.for_container("app").unwrap().mode,
+            Some(ContainerScalingMode::Off)
+        );
         assert_eq!(policy.for_container("sidecar").unwrap().container_name, "*");
     }
 }

@@ -272,7 +272,7 @@ fn cmp_magnitude(a: (u128, i32), b: (u128, i32)) -> Ordering {
 }
 
 fn strip_tens(mut m: u128, mut e: i32) -> (u128, i32) {
-    while m != 0 && m % 10 == 0 {
+    while m != 0 && m.is_multiple_of(10) {
         m /= 10;
         e += 1;
     }
@@ -495,10 +495,8 @@ fn parse(text: &str) -> Result<Quantity, ParseQuantityError> {
             (n_digits <= 18 && scale >= -9).then_some((digits, scale))
         }
         Format::BinarySi => {
-            let precision = 15
-                - scanned.num.len() as i64
-                - (exponent as f32 * 3.0 / 10.0) as i64
-                - 1;
+            let precision =
+                15 - scanned.num.len() as i64 - (exponent as f32 * 3.0 / 10.0) as i64 - 1;
             if scanned.denom.is_empty() && precision >= 0 {
                 i64::try_from(digits)
                     .ok()
@@ -671,7 +669,10 @@ mod tests {
     fn binary_si_rules() {
         // Below 1024, binary SI prints as decimal.
         assert_eq!(Quantity::from_int(5, Format::BinarySi).to_string(), "5");
-        assert_eq!(Quantity::from_int(1025, Format::BinarySi).to_string(), "1025");
+        assert_eq!(
+            Quantity::from_int(1025, Format::BinarySi).to_string(),
+            "1025"
+        );
         assert_eq!(
             Quantity::from_int(268_435_456, Format::BinarySi).to_string(),
             "256Mi"
@@ -681,7 +682,10 @@ mod tests {
             "587804717"
         );
         // Fractional binary SI falls back to decimal SI.
-        assert_eq!(Quantity::from_milli(500, Format::BinarySi).to_string(), "500m");
+        assert_eq!(
+            Quantity::from_milli(500, Format::BinarySi).to_string(),
+            "500m"
+        );
         // 0.5Ki = 512 is an integer but below 1024.
         check("0.5Ki", "512");
         // The cap at 2^63-1.

@@ -121,7 +121,12 @@ impl Workload {
         &self.aggregates
     }
 
-    fn states(&mut self, pod: &str, container: &str, t_ms: i64) -> Option<(&mut ContainerState, &mut AggregateState)> {
+    fn states(
+        &mut self,
+        pod: &str,
+        container: &str,
+        t_ms: i64,
+    ) -> Option<(&mut ContainerState, &mut AggregateState)> {
         if !self.aggregates.contains_key(container) {
             let state = AggregateState::new(&self.options, t_ms).ok()?;
             self.aggregates.insert(container.to_string(), state);
@@ -136,7 +141,13 @@ impl Workload {
 
     /// Adds a CPU usage sample (millicores) of `container` in `pod` taken at `t_ms`.
     /// Returns false when it was dropped (negative, duplicate or out of order).
-    pub fn add_cpu_sample(&mut self, pod: &str, container: &str, t_ms: i64, millicores: i64) -> bool {
+    pub fn add_cpu_sample(
+        &mut self,
+        pod: &str,
+        container: &str,
+        t_ms: i64,
+        millicores: i64,
+    ) -> bool {
         match self.states(pod, container, t_ms) {
             Some((state, aggregate)) => state.add_cpu_sample(aggregate, t_ms, millicores),
             None => false,
@@ -166,7 +177,9 @@ impl Workload {
     ) -> std::result::Result<i64, OomError> {
         let options = self.options.clone();
         match self.states(pod, container, t_ms) {
-            Some((state, aggregate)) => state.record_oom(aggregate, t_ms, request_bytes, max_memory_bytes, &options),
+            Some((state, aggregate)) => {
+                state.record_oom(aggregate, t_ms, request_bytes, max_memory_bytes, &options)
+            }
             None => Err(OomError::Rejected),
         }
     }
@@ -174,9 +187,11 @@ impl Workload {
     /// Drops container states that have had no sample for the whole aggregation window.
     pub fn garbage_collect(&mut self, now_ms: i64) {
         let options = &self.options;
-        self.aggregates.retain(|_, a| !a.is_expired(now_ms, options));
+        self.aggregates
+            .retain(|_, a| !a.is_expired(now_ms, options));
         let aggregates = &self.aggregates;
-        self.containers.retain(|(_, container), _| aggregates.contains_key(container));
+        self.containers
+            .retain(|(_, container), _| aggregates.contains_key(container));
     }
 
     /// The recommendation for every container, capped by `policy`.
@@ -206,8 +221,15 @@ mod tests {
         assert_eq!(recs.len(), 1);
         // Half the samples at 200m, half at 400m: p90 is in the 400m bucket.
         let cpu = recs[0].cpu.as_ref().unwrap();
-        assert!(cpu.target.value > 400 && cpu.target.value < 500, "{}", cpu.target.value);
-        assert!(w.record_oom("web-1", "app", T0 + 3_600_000, 256 << 20, None).is_ok());
+        assert!(
+            cpu.target.value > 400 && cpu.target.value < 500,
+            "{}",
+            cpu.target.value
+        );
+        assert!(
+            w.record_oom("web-1", "app", T0 + 3_600_000, 256 << 20, None)
+                .is_ok()
+        );
         w.garbage_collect(T0 + 9 * 86_400_000);
         assert!(w.aggregates().is_empty());
         assert!(w.recommend(None).is_empty());

@@ -9,7 +9,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::Reason;
-use crate::model::{HorizontalPodAutoscalerBehavior, HpaScalingPolicy, HpaScalingPolicyType, HpaScalingRules, ScalingPolicySelect};
+use crate::model::{
+    HorizontalPodAutoscalerBehavior, HpaScalingPolicy, HpaScalingPolicyType, HpaScalingRules,
+    ScalingPolicySelect,
+};
 
 /// Scaling rules with every default filled in, as the API server and the controller
 /// fill them.
@@ -34,7 +37,10 @@ impl Behavior {
     /// per 15 s; `scaleDown`: Max of 100 % per 15 s) and the controller's fill of the
     /// scale-down window from its downscale-stabilization flag. A given `policies` list
     /// replaces the default list whole.
-    pub fn from_spec(spec: &HorizontalPodAutoscalerBehavior, downscale_window_seconds: i32) -> Behavior {
+    pub fn from_spec(
+        spec: &HorizontalPodAutoscalerBehavior,
+        downscale_window_seconds: i32,
+    ) -> Behavior {
         let policy = |type_, value| HpaScalingPolicy {
             type_,
             value,
@@ -63,7 +69,12 @@ impl Behavior {
 
     /// The longest policy period of a direction, in seconds (0 without policies).
     fn longest_period(rules: &ScalingRules) -> i32 {
-        rules.policies.iter().map(|p| p.period_seconds).max().unwrap_or(0)
+        rules
+            .policies
+            .iter()
+            .map(|p| p.period_seconds)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -124,7 +135,11 @@ impl History {
         let (events, rules, change) = if new > prev {
             (&mut self.scale_up_events, &behavior.scale_up, new - prev)
         } else {
-            (&mut self.scale_down_events, &behavior.scale_down, prev - new)
+            (
+                &mut self.scale_down_events,
+                &behavior.scale_down,
+                prev - new,
+            )
         };
         let cutoff = now_ms - i64::from(Behavior::longest_period(rules)) * 1000;
         let mut old_slot = None;
@@ -181,7 +196,8 @@ pub fn legacy_limit(
     scale_up_limit_factor: f64,
     scale_up_limit_minimum: f64,
 ) -> (i32, Reason) {
-    let scale_up_limit = (scale_up_limit_factor * f64::from(current)).max(scale_up_limit_minimum) as i32;
+    let scale_up_limit =
+        (scale_up_limit_factor * f64::from(current)).max(scale_up_limit_minimum) as i32;
     let (max_allowed, reason) = if max_replicas > scale_up_limit {
         (scale_up_limit, Reason::ScaleUpLimit)
     } else {
@@ -287,7 +303,9 @@ pub fn scale_down_limit(current: i32, history: &History, rules: &ScalingRules, n
         let proposed = match policy.type_ {
             HpaScalingPolicyType::Pods => start.saturating_sub(policy.value),
             // Truncated toward zero, as upstream's int32 conversion.
-            HpaScalingPolicyType::Percent => (f64::from(start) * (1.0 - f64::from(policy.value) / 100.0)) as i32,
+            HpaScalingPolicyType::Percent => {
+                (f64::from(start) * (1.0 - f64::from(policy.value) / 100.0)) as i32
+            }
         };
         result = pick(result, proposed);
     }
@@ -392,10 +410,22 @@ mod tests {
         };
         let history = History {
             scale_up_events: vec![
-                ScaleEvent { replica_change: 5, t_ms: NOW - 100_000, outdated: false },
-                ScaleEvent { replica_change: 10, t_ms: NOW - 20_000, outdated: false },
+                ScaleEvent {
+                    replica_change: 5,
+                    t_ms: NOW - 100_000,
+                    outdated: false,
+                },
+                ScaleEvent {
+                    replica_change: 10,
+                    t_ms: NOW - 20_000,
+                    outdated: false,
+                },
                 // Exactly one period old: outside (membership is strict).
-                ScaleEvent { replica_change: 7, t_ms: NOW - 120_000, outdated: false },
+                ScaleEvent {
+                    replica_change: 7,
+                    t_ms: NOW - 120_000,
+                    outdated: false,
+                },
             ],
             ..History::default()
         };
@@ -414,8 +444,16 @@ mod tests {
         let mut behavior = defaults();
         behavior.scale_down.select_policy = ScalingPolicySelect::Min;
         behavior.scale_down.policies = vec![
-            HpaScalingPolicy { type_: HpaScalingPolicyType::Pods, value: 2, period_seconds: 60 },
-            HpaScalingPolicy { type_: HpaScalingPolicyType::Percent, value: 50, period_seconds: 60 },
+            HpaScalingPolicy {
+                type_: HpaScalingPolicyType::Pods,
+                value: 2,
+                period_seconds: 60,
+            },
+            HpaScalingPolicy {
+                type_: HpaScalingPolicyType::Percent,
+                value: 50,
+                period_seconds: 60,
+            },
         ];
         assert_eq!(
             rate_limit(10, 2, 1, 20, &behavior, &History::default(), NOW),
@@ -433,8 +471,14 @@ mod tests {
         let behavior = defaults();
         let mut history = History {
             recommendations: vec![
-                TimestampedRecommendation { replicas: 8, t_ms: NOW - 100_000 },
-                TimestampedRecommendation { replicas: 9, t_ms: NOW - 400_000 },
+                TimestampedRecommendation {
+                    replicas: 8,
+                    t_ms: NOW - 100_000,
+                },
+                TimestampedRecommendation {
+                    replicas: 9,
+                    t_ms: NOW - 400_000,
+                },
             ],
             ..History::default()
         };
@@ -443,22 +487,47 @@ mod tests {
         assert_eq!((stabilized, reason), (5, Reason::ScaleDownStabilized));
         // The expired entry's slot was reused.
         assert_eq!(history.recommendations.len(), 2);
-        assert_eq!(history.recommendations[1], TimestampedRecommendation { replicas: 3, t_ms: NOW });
+        assert_eq!(
+            history.recommendations[1],
+            TimestampedRecommendation {
+                replicas: 3,
+                t_ms: NOW
+            }
+        );
 
         let mut legacy = History::default();
         assert_eq!(stabilize_legacy(&mut legacy, 10, NOW, 300_000), 10);
-        assert_eq!(stabilize_legacy(&mut legacy, 4, NOW + 300_000, 300_000), 10, "window includes its edge");
+        assert_eq!(
+            stabilize_legacy(&mut legacy, 4, NOW + 300_000, 300_000),
+            10,
+            "window includes its edge"
+        );
         assert_eq!(stabilize_legacy(&mut legacy, 4, NOW + 300_001, 300_000), 4);
         assert_eq!(legacy.recommendations.len(), 2);
     }
 
     #[test]
     fn legacy_clamp() {
-        assert_eq!(legacy_limit(3, 1000, 1, 2000, 2.0, 4.0), (6, Reason::ScaleUpLimit));
-        assert_eq!(legacy_limit(1, 1000, 1, 2000, 2.0, 4.0), (4, Reason::ScaleUpLimit));
-        assert_eq!(legacy_limit(3, 1000, 1, 5, 2.0, 4.0), (5, Reason::TooManyReplicas));
-        assert_eq!(legacy_limit(3, 1, 2, 5, 2.0, 4.0), (2, Reason::TooFewReplicas));
-        assert_eq!(legacy_limit(3, 4, 2, 5, 2.0, 4.0), (4, Reason::DesiredWithinRange));
+        assert_eq!(
+            legacy_limit(3, 1000, 1, 2000, 2.0, 4.0),
+            (6, Reason::ScaleUpLimit)
+        );
+        assert_eq!(
+            legacy_limit(1, 1000, 1, 2000, 2.0, 4.0),
+            (4, Reason::ScaleUpLimit)
+        );
+        assert_eq!(
+            legacy_limit(3, 1000, 1, 5, 2.0, 4.0),
+            (5, Reason::TooManyReplicas)
+        );
+        assert_eq!(
+            legacy_limit(3, 1, 2, 5, 2.0, 4.0),
+            (2, Reason::TooFewReplicas)
+        );
+        assert_eq!(
+            legacy_limit(3, 4, 2, 5, 2.0, 4.0),
+            (4, Reason::DesiredWithinRange)
+        );
     }
 
     #[test]

@@ -148,7 +148,11 @@ impl Ratio<'_> {
                     "average = sum of values / {n_samples} pods (integer milli), then / target {}",
                     milli(*target_milli)
                 ),
-                format!("{} -> ratio {}", milli(value.average), fmt_ratio(value.ratio)),
+                format!(
+                    "{} -> ratio {}",
+                    milli(value.average),
+                    fmt_ratio(value.ratio)
+                ),
             ),
         }
     }
@@ -213,6 +217,7 @@ pub fn resource_utilization(
 ///
 /// # Errors
 /// The [`MetricError`] upstream would report for this metric.
+#[allow(clippy::too_many_arguments)]
 pub fn plain_average(
     current_replicas: i32,
     target_milli: i64,
@@ -224,7 +229,9 @@ pub fn plain_average(
     options: &Options,
 ) -> Result<Calculation, MetricError> {
     if target_milli == 0 {
-        return Err(MetricError::InvalidTarget("target average value is 0".into()));
+        return Err(MetricError::InvalidTarget(
+            "target average value is 0".into(),
+        ));
     }
     let prepared = prepare(metrics, pods, resource, now_ms, options)?;
     let ratio = Ratio::Average { target_milli };
@@ -276,14 +283,20 @@ pub fn value_target(
     let (replicas, decision) = if current_replicas != 0 {
         if tolerances.is_within(ratio) {
             explanation.step(
-                format!("ratio within the tolerance band {}: keep the current count", tolerances.band()),
+                format!(
+                    "ratio within the tolerance band {}: keep the current count",
+                    tolerances.band()
+                ),
                 current_replicas,
             );
             (current_replicas, Decision::WithinTolerance)
         } else {
             let ready = ready_pods_count(pods)?;
             let replicas = ceil_replicas(ratio * ready as f64);
-            explanation.step(format!("ceil(ratio * {ready} running and ready pods)"), replicas);
+            explanation.step(
+                format!("ceil(ratio * {ready} running and ready pods)"),
+                replicas,
+            );
             (replicas, Decision::Scaled)
         }
     } else {
@@ -319,7 +332,9 @@ pub fn per_pod_target(
     tolerances: Tolerances,
 ) -> Result<Calculation, MetricError> {
     if target_average_milli == 0 {
-        return Err(MetricError::InvalidTarget("target average value is 0".into()));
+        return Err(MetricError::InvalidTarget(
+            "target average value is 0".into(),
+        ));
     }
     let ratio = total_milli as f64 / (target_average_milli as f64 * f64::from(status_replicas));
     let mut explanation = Explanation::new(format!(
@@ -334,7 +349,10 @@ pub fn per_pod_target(
     explanation.step("ratio = total / (target * replicas)", fmt_ratio(ratio));
     let (replicas, decision) = if tolerances.is_within(ratio) {
         explanation.step(
-            format!("ratio within the tolerance band {}: keep the current count", tolerances.band()),
+            format!(
+                "ratio within the tolerance band {}: keep the current count",
+                tolerances.band()
+            ),
             status_replicas,
         );
         (status_replicas, Decision::WithinTolerance)
@@ -453,13 +471,25 @@ fn pod_based(
     if !scale_up_with_unready && groups.missing.is_empty() {
         if tolerances.is_within(usage_ratio) {
             explanation.step(
-                format!("ratio within the tolerance band {}: keep the current count", tolerances.band()),
+                format!(
+                    "ratio within the tolerance band {}: keep the current count",
+                    tolerances.band()
+                ),
                 current_replicas,
             );
-            return Ok(done(current_replicas, Decision::WithinTolerance, None, explanation, groups));
+            return Ok(done(
+                current_replicas,
+                Decision::WithinTolerance,
+                None,
+                explanation,
+                groups,
+            ));
         }
         let replicas = ceil_replicas(usage_ratio * groups.ready as f64);
-        explanation.step(format!("ceil(ratio * {} ready pods)", groups.ready), replicas);
+        explanation.step(
+            format!("ceil(ratio * {} ready pods)", groups.ready),
+            replicas,
+        );
         return Ok(done(replicas, Decision::Scaled, None, explanation, groups));
     }
 
@@ -516,7 +546,10 @@ fn pod_based(
     });
     if tolerances.is_within(new_ratio) {
         explanation.step(
-            format!("recomputed ratio within the tolerance band {}: keep the current count", tolerances.band()),
+            format!(
+                "recomputed ratio within the tolerance band {}: keep the current count",
+                tolerances.band()
+            ),
             current_replicas,
         );
         return Ok(done(
@@ -528,7 +561,10 @@ fn pod_based(
         ));
     }
     if (usage_ratio < 1.0 && new_ratio > 1.0) || (usage_ratio > 1.0 && new_ratio < 1.0) {
-        explanation.step("the recomputed ratio points the other way: keep the current count", current_replicas);
+        explanation.step(
+            "the recomputed ratio points the other way: keep the current count",
+            current_replicas,
+        );
         return Ok(done(
             current_replicas,
             Decision::DirectionFlipped,
@@ -538,7 +574,9 @@ fn pod_based(
         ));
     }
     let replicas = ceil_replicas(new_ratio * metrics.len() as f64);
-    if (new_ratio < 1.0 && replicas > current_replicas) || (new_ratio > 1.0 && replicas < current_replicas) {
+    if (new_ratio < 1.0 && replicas > current_replicas)
+        || (new_ratio > 1.0 && replicas < current_replicas)
+    {
         explanation.step(
             format!(
                 "ceil(recomputed ratio * {} counted pods) = {replicas} moves against the ratio: keep the current count",
@@ -554,8 +592,17 @@ fn pod_based(
             groups,
         ));
     }
-    explanation.step(format!("ceil(recomputed ratio * {} counted pods)", metrics.len()), replicas);
-    Ok(done(replicas, Decision::Scaled, rebalanced, explanation, groups))
+    explanation.step(
+        format!("ceil(recomputed ratio * {} counted pods)", metrics.len()),
+        replicas,
+    );
+    Ok(done(
+        replicas,
+        Decision::Scaled,
+        rebalanced,
+        explanation,
+        groups,
+    ))
 }
 
 #[cfg(test)]
@@ -631,10 +678,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, MetricError::MissingRequest { .. }));
-        let err = plain_average(1, 10, None, samples(&[Some(1)]), &[], Tolerances::default(), NOW, &Options::default())
-            .unwrap_err();
+        let err = plain_average(
+            1,
+            10,
+            None,
+            samples(&[Some(1)]),
+            &[],
+            Tolerances::default(),
+            NOW,
+            &Options::default(),
+        )
+        .unwrap_err();
         assert_eq!(err, MetricError::NoPods);
-        let err = plain_average(1, 10, None, samples(&[None]), &pods(&[1]), Tolerances::default(), NOW, &Options::default());
+        let err = plain_average(
+            1,
+            10,
+            None,
+            samples(&[None]),
+            &pods(&[1]),
+            Tolerances::default(),
+            NOW,
+            &Options::default(),
+        );
         // The only pod is missing its sample: nothing left to compute from.
         assert_eq!(err.unwrap_err(), MetricError::NoMetricsForReadyPods);
     }

@@ -45,7 +45,9 @@ pub fn group_pods(
             groups.missing.push(pod.name.clone());
             continue;
         };
-        if resource == Some(CPU) && cpu_sample_unready(pod, metric, now_ms, cpu_init_ms, readiness_delay_ms) {
+        if resource == Some(CPU)
+            && cpu_sample_unready(pod, metric, now_ms, cpu_init_ms, readiness_delay_ms)
+        {
             groups.unready.push(pod.name.clone());
             continue;
         }
@@ -69,7 +71,10 @@ fn cpu_sample_unready(
         // Still initialising: the sample must be ready and cover a full window since the
         // last readiness change.
         condition.status == ConditionStatus::False
-            || metric.timestamp_ms < condition.last_transition_ms.saturating_add(metric.window_ms)
+            || metric.timestamp_ms
+                < condition
+                    .last_transition_ms
+                    .saturating_add(metric.window_ms)
     } else {
         // Past initialisation: ignore only pods that are unready and were never ready.
         condition.status == ConditionStatus::False
@@ -202,9 +207,17 @@ mod tests {
             // Initialising and not ready.
             pod("young-unready", NOW - MIN, Some((False, NOW - MIN))),
             // Old, not ready, never was ready (transition within the readiness delay).
-            pod("old-never-ready", NOW - 60 * MIN, Some((False, NOW - 60 * MIN + 10_000))),
+            pod(
+                "old-never-ready",
+                NOW - 60 * MIN,
+                Some((False, NOW - 60 * MIN + 10_000)),
+            ),
             // Old, became unready later: still counts.
-            pod("old-was-ready", NOW - 60 * MIN, Some((False, NOW - 30 * MIN))),
+            pod(
+                "old-was-ready",
+                NOW - 60 * MIN,
+                Some((False, NOW - 30 * MIN)),
+            ),
             // No Ready condition at all.
             pod("no-condition", NOW - 60 * MIN, None),
             // No sample.
@@ -216,7 +229,10 @@ mod tests {
         pending.phase = PodPhase::Pending;
         let mut deleting = pod("deleting", NOW - 60 * MIN, Some((True, NOW - 60 * MIN)));
         deleting.deleting = true;
-        let pods: Vec<Pod> = pods.into_iter().chain([failed, pending, deleting]).collect();
+        let pods: Vec<Pod> = pods
+            .into_iter()
+            .chain([failed, pending, deleting])
+            .collect();
         let metrics: BTreeMap<String, PodMetric> = pods
             .iter()
             .filter(|p| p.name != "missing")
@@ -227,7 +243,13 @@ mod tests {
         assert_eq!(groups.ready, 2, "{groups:?}");
         assert_eq!(
             groups.unready,
-            ["young-fresh", "young-unready", "old-never-ready", "no-condition", "pending"]
+            [
+                "young-fresh",
+                "young-unready",
+                "old-never-ready",
+                "no-condition",
+                "pending"
+            ]
         );
         assert_eq!(groups.missing, ["missing"]);
         assert_eq!(groups.ignored, ["failed", "deleting"]);
@@ -259,16 +281,33 @@ mod tests {
         let requests = pod_requests(std::slice::from_ref(&p), CPU, Some("other")).unwrap();
         assert_eq!(requests["a"], 0);
         let err = pod_requests(std::slice::from_ref(&p), "memory", None).unwrap_err();
-        assert!(err.to_string().contains("missing request for memory in container main of Pod a"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("missing request for memory in container main of Pod a"),
+            "{err}"
+        );
         p.pod_requests_milli.insert(CPU.into(), 1000);
-        assert_eq!(pod_requests(std::slice::from_ref(&p), CPU, None).unwrap()["a"], 1000);
+        assert_eq!(
+            pod_requests(std::slice::from_ref(&p), CPU, None).unwrap()["a"],
+            1000
+        );
     }
 
     #[test]
     fn usage_from_containers_marks_incomplete_pods_missing() {
         let by_pod: BTreeMap<String, BTreeMap<String, Option<i64>>> = [
-            ("a".to_string(), [("app".to_string(), Some(300)), ("side".to_string(), Some(20))].into()),
-            ("b".to_string(), [("app".to_string(), Some(100)), ("side".to_string(), None)].into()),
+            (
+                "a".to_string(),
+                [
+                    ("app".to_string(), Some(300)),
+                    ("side".to_string(), Some(20)),
+                ]
+                .into(),
+            ),
+            (
+                "b".to_string(),
+                [("app".to_string(), Some(100)), ("side".to_string(), None)].into(),
+            ),
         ]
         .into();
         let all = pod_usage_from_containers(&by_pod, None, NOW, 30_000);

@@ -44,7 +44,10 @@ impl AggregateState {
     /// When a half-life in `options` is not positive.
     pub fn new(options: &Options, created_ms: i64) -> Result<AggregateState> {
         Ok(AggregateState {
-            cpu: DecayingHistogram::new(HistogramOptions::cpu(), duration_ms(options.cpu_histogram_decay_half_life))?,
+            cpu: DecayingHistogram::new(
+                HistogramOptions::cpu(),
+                duration_ms(options.cpu_histogram_decay_half_life),
+            )?,
             memory_peaks: DecayingHistogram::new(
                 HistogramOptions::memory(),
                 duration_ms(options.memory_histogram_decay_half_life),
@@ -58,7 +61,8 @@ impl AggregateState {
 
     /// Adds a CPU sample (`addCPUSample` of the aggregate).
     pub fn add_cpu_sample(&mut self, t_ms: i64, millicores: i64) {
-        self.cpu.add(millicores as f64 / 1000.0, CPU_SAMPLE_WEIGHT, t_ms);
+        self.cpu
+            .add(millicores as f64 / 1000.0, CPU_SAMPLE_WEIGHT, t_ms);
         if self.last_sample_start_ms.is_none_or(|last| t_ms > last) {
             self.last_sample_start_ms = Some(t_ms);
         }
@@ -69,11 +73,13 @@ impl AggregateState {
     }
 
     fn add_memory_peak(&mut self, t_ms: i64, bytes: i64) {
-        self.memory_peaks.add(bytes as f64, MEMORY_PEAK_WEIGHT, t_ms);
+        self.memory_peaks
+            .add(bytes as f64, MEMORY_PEAK_WEIGHT, t_ms);
     }
 
     fn subtract_memory_peak(&mut self, t_ms: i64, bytes: i64) {
-        self.memory_peaks.subtract(bytes as f64, MEMORY_PEAK_WEIGHT, t_ms);
+        self.memory_peaks
+            .subtract(bytes as f64, MEMORY_PEAK_WEIGHT, t_ms);
     }
 
     /// Merges another state of the same container name (e.g. another label set of the
@@ -84,7 +90,8 @@ impl AggregateState {
     pub fn merge(&mut self, other: &AggregateState) -> Result<()> {
         self.cpu.merge(&other.cpu)?;
         self.memory_peaks.merge(&other.memory_peaks)?;
-        self.first_sample_start_ms = match (self.first_sample_start_ms, other.first_sample_start_ms) {
+        self.first_sample_start_ms = match (self.first_sample_start_ms, other.first_sample_start_ms)
+        {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -184,7 +191,12 @@ pub struct ContainerState {
 
 impl ContainerState {
     /// Adds a CPU sample unless it is negative, a duplicate or out of order.
-    pub fn add_cpu_sample(&mut self, aggregate: &mut AggregateState, t_ms: i64, millicores: i64) -> bool {
+    pub fn add_cpu_sample(
+        &mut self,
+        aggregate: &mut AggregateState,
+        t_ms: i64,
+        millicores: i64,
+    ) -> bool {
         if millicores < 0 || self.last_cpu_sample_ms.is_some_and(|last| t_ms <= last) {
             return false;
         }
@@ -195,11 +207,24 @@ impl ContainerState {
 
     /// Adds a working-set sample: it updates the peak of its aggregation interval, or
     /// opens the next interval.
-    pub fn add_memory_sample(&mut self, aggregate: &mut AggregateState, t_ms: i64, bytes: i64, options: &Options) -> bool {
+    pub fn add_memory_sample(
+        &mut self,
+        aggregate: &mut AggregateState,
+        t_ms: i64,
+        bytes: i64,
+        options: &Options,
+    ) -> bool {
         self.add_memory(aggregate, t_ms, bytes, false, options)
     }
 
-    fn add_memory(&mut self, aggregate: &mut AggregateState, t_ms: i64, bytes: i64, oom: bool, options: &Options) -> bool {
+    fn add_memory(
+        &mut self,
+        aggregate: &mut AggregateState,
+        t_ms: i64,
+        bytes: i64,
+        oom: bool,
+        options: &Options,
+    ) -> bool {
         if bytes < 0 || (!oom && self.last_memory_sample_ms.is_some_and(|last| t_ms < last)) {
             return false;
         }
@@ -277,7 +302,10 @@ pub fn oom_bump(used_bytes: i64, options: &Options) -> i64 {
     let min_bump = super::estimator::to_amount(options.oom_min_bump_up_bytes);
     used_bytes
         .saturating_add(min_bump)
-        .max(super::estimator::scale(used_bytes, options.oom_bump_up_ratio))
+        .max(super::estimator::scale(
+            used_bytes,
+            options.oom_bump_up_ratio,
+        ))
 }
 
 pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
@@ -294,7 +322,11 @@ mod tests {
 
     fn state() -> (AggregateState, ContainerState, Options) {
         let options = Options::default();
-        (AggregateState::new(&options, T0).unwrap(), ContainerState::default(), options)
+        (
+            AggregateState::new(&options, T0).unwrap(),
+            ContainerState::default(),
+            options,
+        )
     }
 
     #[test]
@@ -318,7 +350,10 @@ mod tests {
         c.add_memory_sample(&mut agg, T0 + HOUR, 300 * MIB, &options);
         c.add_memory_sample(&mut agg, T0 + 2 * HOUR, 200 * MIB, &options);
         // One peak of 300 MiB in the first interval: the 100 MiB peak was replaced.
-        assert_eq!(agg.memory_peaks.percentile(0.0), agg.memory_peaks.percentile(1.0));
+        assert_eq!(
+            agg.memory_peaks.percentile(0.0),
+            agg.memory_peaks.percentile(1.0)
+        );
         let p = agg.memory_peaks.percentile(1.0);
         assert!(p > 300.0 * MIB as f64 && p < 330.0 * MIB as f64, "{p}");
         // 3 days later: the window jumps to the interval that holds the sample.
@@ -332,21 +367,39 @@ mod tests {
     #[test]
     fn oom_bumps_follow_upstream_examples() {
         let (mut agg, mut c, options) = state();
-        assert_eq!(c.record_oom(&mut agg, T0, 1000 * MIB, None, &options), Ok(1200 * MIB));
+        assert_eq!(
+            c.record_oom(&mut agg, T0, 1000 * MIB, None, &options),
+            Ok(1200 * MIB)
+        );
         let (mut agg, mut c, options) = state();
-        assert_eq!(c.record_oom(&mut agg, T0, MIB, None, &options), Ok(101 * MIB));
+        assert_eq!(
+            c.record_oom(&mut agg, T0, MIB, None, &options),
+            Ok(101 * MIB)
+        );
         // A usage peak of 3000 MiB in the window and a request of 1000 MiB: 3600 MiB.
         let (mut agg, mut c, options) = state();
         c.add_memory_sample(&mut agg, T0, 3000 * MIB, &options);
-        assert_eq!(c.record_oom(&mut agg, T0 + HOUR, 1000 * MIB, None, &options), Ok(3600 * MIB));
+        assert_eq!(
+            c.record_oom(&mut agg, T0 + HOUR, 1000 * MIB, None, &options),
+            Ok(3600 * MIB)
+        );
         // A smaller OOM later does not grow it; a later one with a larger request does.
-        assert_eq!(c.record_oom(&mut agg, T0 + 2 * HOUR, 1000 * MIB, None, &options), Ok(3600 * MIB));
+        assert_eq!(
+            c.record_oom(&mut agg, T0 + 2 * HOUR, 1000 * MIB, None, &options),
+            Ok(3600 * MIB)
+        );
         assert_eq!(c.oom_peak, 3600 * MIB);
         // Too old: before the previous interval.
-        assert_eq!(c.record_oom(&mut agg, T0 - 25 * HOUR, MIB, None, &options), Err(OomError::TooOld));
+        assert_eq!(
+            c.record_oom(&mut agg, T0 - 25 * HOUR, MIB, None, &options),
+            Err(OomError::TooOld)
+        );
         // maxAllowed caps the bump.
         let (mut agg, mut c, options) = state();
-        assert_eq!(c.record_oom(&mut agg, T0, 1000 * MIB, Some(1100 * MIB), &options), Ok(1100 * MIB));
+        assert_eq!(
+            c.record_oom(&mut agg, T0, 1000 * MIB, Some(1100 * MIB), &options),
+            Ok(1100 * MIB)
+        );
     }
 
     #[test]

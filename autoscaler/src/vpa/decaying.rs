@@ -30,7 +30,11 @@ fn go_round(t_ms: i64, d_ms: i64) -> i64 {
     let since_zero = i128::from(t_ms) - i128::from(GO_ZERO_TIME_MS);
     let d = i128::from(d_ms);
     let r = since_zero.rem_euclid(d);
-    let rounded = if r + r < d { t_ms as i128 - r } else { t_ms as i128 + (d - r) };
+    let rounded = if r + r < d {
+        t_ms as i128 - r
+    } else {
+        t_ms as i128 + (d - r)
+    };
     i64::try_from(rounded).unwrap_or(t_ms)
 }
 
@@ -140,7 +144,8 @@ impl DecayingHistogram {
     fn shift_reference(&mut self, new_reference_ms: i64) {
         let new_reference_ms = go_round(new_reference_ms, self.half_life_ms);
         let half_life_ns = self.half_life_ms as f64 * 1e6;
-        let exponent = round_half_up(sub_ns(self.reference_ms, new_reference_ms) as f64 / half_life_ns);
+        let exponent =
+            round_half_up(sub_ns(self.reference_ms, new_reference_ms) as f64 / half_life_ns);
         self.histogram.scale(pow2(exponent));
         self.reference_ms = new_reference_ms;
     }
@@ -184,8 +189,16 @@ mod tests {
         // UTC midnights are multiples of a day since Go's zero time.
         let t = 1_699_923_600_000; // 2023-11-14T01:00:00Z
         assert_eq!(go_round(t, DAY), 1_699_920_000_000);
-        assert_eq!(go_round(1_699_963_200_000, DAY), 1_700_006_400_000, "noon rounds up");
-        assert_eq!(sub_ns(t, GO_ZERO_TIME_MS), i64::MAX, "Go durations saturate");
+        assert_eq!(
+            go_round(1_699_963_200_000, DAY),
+            1_700_006_400_000,
+            "noon rounds up"
+        );
+        assert_eq!(
+            sub_ns(t, GO_ZERO_TIME_MS),
+            i64::MAX,
+            "Go durations saturate"
+        );
         assert_eq!(pow2(-1), 0.5);
         assert_eq!(pow2(-1074), f64::from_bits(1));
         assert_eq!(pow2(-106_751), 0.0);

@@ -152,11 +152,8 @@ pub fn recommend(
         return Vec::new();
     }
     let n = containers.len();
-    let fraction = 1.0 / n as f64;
-    let pod_min_cpu = to_amount(options.pod_recommendation_min_cpu_millicores * 0.001 * 1000.0);
-    let pod_min_memory = to_amount(options.pod_recommendation_min_memory_mb * 1024.0 * 1024.0);
-    let min_cpu = scale(pod_min_cpu, fraction);
-    let min_memory = scale(pod_min_memory, fraction);
+    let (pod_min_cpu, pod_min_memory) = pod_minimums(options);
+    let (min_cpu, min_memory) = pod_minimum_share(options, n);
 
     containers
         .into_iter()
@@ -175,10 +172,27 @@ pub fn recommend(
             ContainerRecommendation {
                 container_name: name.clone(),
                 cpu: controlled(CPU).then(|| estimate(Resource::Cpu, pod_min_cpu, min_cpu)),
-                memory: controlled(MEMORY).then(|| estimate(Resource::Memory, pod_min_memory, min_memory)),
+                memory: controlled(MEMORY)
+                    .then(|| estimate(Resource::Memory, pod_min_memory, min_memory)),
             }
         })
         .collect()
+}
+
+/// The pod minimum: (millicores, bytes) (`--pod-recommendation-min-*`).
+pub fn pod_minimums(options: &Options) -> (i64, i64) {
+    (
+        to_amount(options.pod_recommendation_min_cpu_millicores * 0.001 * 1000.0),
+        to_amount(options.pod_recommendation_min_memory_mb * 1024.0 * 1024.0),
+    )
+}
+
+/// Each container's share of the pod minimum when the pod has `n_containers`
+/// recommended containers: `scale(minimum, 1 / n)`.
+pub fn pod_minimum_share(options: &Options, n_containers: usize) -> (i64, i64) {
+    let (cpu, memory) = pod_minimums(options);
+    let fraction = 1.0 / n_containers.max(1) as f64;
+    (scale(cpu, fraction), scale(memory, fraction))
 }
 
 /// The estimator chain for one resource: percentile, margin, confidence, minimum.
@@ -190,28 +204,29 @@ fn estimate(
     min_amount: i64,
     n_containers: usize,
 ) -> Bounds {
-    let (histogram, percentiles, interval, what): (&DecayingHistogram, [f64; 3], _, &str) = match resource {
-        Resource::Cpu => (
-            &state.cpu,
-            [
-                options.target_cpu_percentile,
-                options.lower_bound_cpu_percentile,
-                options.upper_bound_cpu_percentile,
-            ],
-            options.confidence_interval_cpu,
-            "the decaying histogram of CPU usage",
-        ),
-        Resource::Memory => (
-            &state.memory_peaks,
-            [
-                options.target_memory_percentile,
-                options.lower_bound_memory_percentile,
-                options.upper_bound_memory_percentile,
-            ],
-            options.confidence_interval_memory,
-            "the decaying histogram of daily memory peaks",
-        ),
-    };
+    let (histogram, percentiles, interval, what): (&DecayingHistogram, [f64; 3], _, &str) =
+        match resource {
+            Resource::Cpu => (
+                &state.cpu,
+                [
+                    options.target_cpu_percentile,
+                    options.lower_bound_cpu_percentile,
+                    options.upper_bound_cpu_percentile,
+                ],
+                options.confidence_interval_cpu,
+                "the decaying histogram of CPU usage",
+            ),
+            Resource::Memory => (
+                &state.memory_peaks,
+                [
+                    options.target_memory_percentile,
+                    options.lower_bound_memory_percentile,
+                    options.upper_bound_memory_percentile,
+                ],
+                options.confidence_interval_memory,
+                "the decaying histogram of daily memory peaks",
+            ),
+        };
     let interval_ms = duration_ms(interval);
     let confidence = state.confidence(interval_ms);
     let margin = options.recommendation_margin_fraction;
@@ -222,7 +237,10 @@ fn estimate(
 
     let base_inputs = |e: &mut Explanation| {
         e.input("history", describe_history(state, interval_ms))
-            .input("half-life", format!("{} h", histogram.half_life_ms() / 3_600_000))
+            .input(
+                "half-life",
+                format!("{} h", histogram.half_life_ms() / 3_600_000),
+            )
             .input("safety margin", format!("{} %", margin * 100.0))
             .input(
                 "pod minimum",
@@ -237,7 +255,10 @@ fn estimate(
         let value = histogram.percentile(p);
         let amount = resource.amount_from_histogram(value);
         e.step(
-            format!("p{} of {what} (the end of the 5 % bucket it falls in)", p * 100.0),
+            format!(
+                "p{} of {what} (the end of the 5 % bucket it falls in)",
+                p * 100.0
+            ),
             match resource {
                 Resource::Cpu => format!("{value} cores = {amount}m"),
                 Resource::Memory => format!("{amount} bytes"),
@@ -245,7 +266,11 @@ fn estimate(
         );
         let with = with_margin(amount, margin);
         e.step(
-            format!("plus the {} % safety margin ({} truncated)", margin * 100.0, resource.unit(with - amount)),
+            format!(
+                "plus the {} % safety margin ({} truncated)",
+                margin * 100.0,
+                resource.unit(with - amount)
+            ),
             resource.unit(with),
         );
         with
@@ -253,11 +278,17 @@ fn estimate(
     let floor = |e: &mut Explanation, value: i64| -> i64 {
         let floored = value.max(min_amount);
         if floored != value {
-            e.step("raised to the per-container share of the pod minimum", resource.unit(floored));
+            e.step(
+                "raised to the per-container share of the pod minimum",
+                resource.unit(floored),
+            );
         }
         let rounded = round_up(floored, round_to);
         if rounded != floored {
-            e.step(format!("rounded up to a multiple of {round_to}"), resource.unit(rounded));
+            e.step(
+                format!("rounded up to a multiple of {round_to}"),
+                resource.unit(rounded),
+            );
         }
         rounded
     };
@@ -341,12 +372,21 @@ fn round_up(value: i64, to: i64) -> i64 {
         return value;
     }
     let rem = value.rem_euclid(to);
-    if rem == 0 { value } else { value.saturating_add(to - rem) }
+    if rem == 0 {
+        value
+    } else {
+        value.saturating_add(to - rem)
+    }
 }
 
 /// Capping by the container policy's minAllowed/maxAllowed (max falling back to the
 /// global flags per resource); zero quantities mean "no bound".
-fn apply_policy(bounds: &mut Bounds, container: &str, policy: Option<&PodResourcePolicy>, options: &Options) {
+fn apply_policy(
+    bounds: &mut Bounds,
+    container: &str,
+    policy: Option<&PodResourcePolicy>,
+    options: &Options,
+) {
     let resource = bounds.resource;
     let container_policy = policy.and_then(|p| p.for_container(container));
     let min_allowed = container_policy
@@ -360,37 +400,54 @@ fn apply_policy(bounds: &mut Bounds, container: &str, policy: Option<&PodResourc
         .and_then(|c| c.max_allowed.get(resource.name()))
         .or(global_max)
         .filter(|q| !q.is_zero());
-    for amount in [&mut bounds.target, &mut bounds.lower_bound, &mut bounds.upper_bound] {
+    for amount in [
+        &mut bounds.target,
+        &mut bounds.lower_bound,
+        &mut bounds.upper_bound,
+    ] {
         let current = resource.quantity(amount.value);
         if let Some(min) = min_allowed
             && current < *min
         {
             amount.value = resource.amount_of(min);
-            amount
-                .explanation
-                .step(format!("raised to the policy's minAllowed {min}"), resource.unit(amount.value));
+            amount.explanation.step(
+                format!("raised to the policy's minAllowed {min}"),
+                resource.unit(amount.value),
+            );
         }
         let current = resource.quantity(amount.value);
         if let Some(max) = max_allowed
             && current > *max
         {
             amount.value = resource.amount_of(max);
-            amount
-                .explanation
-                .step(format!("capped to maxAllowed {max}"), resource.unit(amount.value));
+            amount.explanation.step(
+                format!("capped to maxAllowed {max}"),
+                resource.unit(amount.value),
+            );
         }
     }
     let name = resource.name();
-    bounds.target.explanation.summary = format!("{container} {name} target is {}", resource.quantity(bounds.target.value));
-    bounds.lower_bound.explanation.summary =
-        format!("{container} {name} lower bound is {}", resource.quantity(bounds.lower_bound.value));
-    bounds.upper_bound.explanation.summary =
-        format!("{container} {name} upper bound is {}", resource.quantity(bounds.upper_bound.value));
+    bounds.target.explanation.summary = format!(
+        "{container} {name} target is {}",
+        resource.quantity(bounds.target.value)
+    );
+    bounds.lower_bound.explanation.summary = format!(
+        "{container} {name} lower bound is {}",
+        resource.quantity(bounds.lower_bound.value)
+    );
+    bounds.upper_bound.explanation.summary = format!(
+        "{container} {name} upper bound is {}",
+        resource.quantity(bounds.upper_bound.value)
+    );
 }
 
 /// Caps a recommended request to the container's current limit when the policy
 /// controls requests only (section 9, step 4 of the doc).
-pub fn cap_to_limit(request: i64, limit: Option<i64>, controlled_values: Option<ControlledValues>) -> i64 {
+pub fn cap_to_limit(
+    request: i64,
+    limit: Option<i64>,
+    controlled_values: Option<ControlledValues>,
+) -> i64 {
     match (controlled_values, limit) {
         (Some(ControlledValues::RequestsOnly), Some(limit)) if limit > 0 => request.min(limit),
         _ => request,
@@ -400,7 +457,11 @@ pub fn cap_to_limit(request: i64, limit: Option<i64>, controlled_values: Option<
 /// The limit that keeps the original limit/request ratio (`GetProportionalLimit`):
 /// `original_limit * new_request / original_request`, or the new request when the
 /// original request was unset or equal to the limit. `None` when there was no limit.
-pub fn proportional_limit(original_request: Option<i64>, original_limit: Option<i64>, new_request: i64) -> Option<i64> {
+pub fn proportional_limit(
+    original_request: Option<i64>,
+    original_limit: Option<i64>,
+    new_request: i64,
+) -> Option<i64> {
     let limit = original_limit?;
     match original_request {
         Some(request) if request > 0 && request != limit => {
@@ -446,17 +507,35 @@ mod tests {
     #[test]
     fn eight_days_of_constant_usage() {
         let state = constant_usage(8);
-        let recs = recommend(&[("app".to_string(), state)].into(), &Options::default(), None);
+        let recs = recommend(
+            &[("app".to_string(), state)].into(),
+            &Options::default(),
+            None,
+        );
         let cpu = recs[0].cpu.as_ref().unwrap();
-        assert_eq!((cpu.target.value, cpu.lower_bound.value, cpu.upper_bound.value), (587, 586, 660));
+        assert_eq!(
+            (
+                cpu.target.value,
+                cpu.lower_bound.value,
+                cpu.upper_bound.value
+            ),
+            (587, 586, 660)
+        );
         let memory = recs[0].memory.as_ref().unwrap();
         assert_eq!(
-            (memory.target.value, memory.lower_bound.value, memory.upper_bound.value),
+            (
+                memory.target.value,
+                memory.lower_bound.value,
+                memory.upper_bound.value
+            ),
             (587_804_717, 587_657_780, 661_286_685)
         );
         let text = cpu.upper_bound.explanation.to_string();
         assert!(text.starts_with("app cpu upper bound is 660m"), "{text}");
-        assert!(text.contains("times (1 + 1 / 7.9993 days of history) = 1.125011"), "{text}");
+        assert!(
+            text.contains("times (1 + 1 / 7.9993 days of history) = 1.125011"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -467,8 +546,12 @@ mod tests {
         let mut container = ContainerState::default();
         container.add_cpu_sample(&mut young, T0, 5);
         container.add_memory_sample(&mut young, T0, 100_000_000, &options);
-        let aggregates: BTreeMap<String, AggregateState> =
-            [("a".to_string(), young.clone()), ("b".to_string(), young.clone()), ("c".to_string(), young)].into();
+        let aggregates: BTreeMap<String, AggregateState> = [
+            ("a".to_string(), young.clone()),
+            ("b".to_string(), young.clone()),
+            ("c".to_string(), young),
+        ]
+        .into();
         let policy = PodResourcePolicy {
             container_policies: vec![
                 ContainerResourcePolicy {
@@ -506,7 +589,10 @@ mod tests {
         assert!(recs[1].cpu.is_none());
         let b_memory = recs[1].memory.as_ref().unwrap();
         assert_eq!(b_memory.lower_bound.value, 131_072_000);
-        assert_eq!(b_memory.upper_bound.value, MAX_RESOURCE_AMOUNT, "b has its own policy: no cap");
+        assert_eq!(
+            b_memory.upper_bound.value, MAX_RESOURCE_AMOUNT,
+            "b has its own policy: no cap"
+        );
     }
 
     #[test]
@@ -515,9 +601,16 @@ mod tests {
             container_recommendation_max_allowed_cpu: Some("500m".parse().unwrap()),
             ..Options::default()
         };
-        let recs = recommend(&[("app".to_string(), constant_usage(8))].into(), &options, None);
+        let recs = recommend(
+            &[("app".to_string(), constant_usage(8))].into(),
+            &options,
+            None,
+        );
         let cpu = recs[0].cpu.as_ref().unwrap();
-        assert_eq!((cpu.target.value, cpu.uncapped_target, cpu.upper_bound.value), (500, 587, 500));
+        assert_eq!(
+            (cpu.target.value, cpu.uncapped_target, cpu.upper_bound.value),
+            (500, 587, 500)
+        );
     }
 
     #[test]
@@ -526,7 +619,10 @@ mod tests {
         assert_eq!(proportional_limit(Some(100), Some(100), 150), Some(150));
         assert_eq!(proportional_limit(None, Some(100), 150), Some(150));
         assert_eq!(proportional_limit(Some(100), None, 150), None);
-        assert_eq!(cap_to_limit(900, Some(500), Some(ControlledValues::RequestsOnly)), 500);
+        assert_eq!(
+            cap_to_limit(900, Some(500), Some(ControlledValues::RequestsOnly)),
+            500
+        );
         assert_eq!(cap_to_limit(900, Some(500), None), 900);
     }
 }

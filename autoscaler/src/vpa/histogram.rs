@@ -67,16 +67,31 @@ impl HistogramOptions {
     ///
     /// # Errors
     /// When a parameter is not positive or `ratio <= 1`.
-    pub fn exponential(max_value: f64, first_bucket_size: f64, ratio: f64, epsilon: f64) -> Result<HistogramOptions> {
+    pub fn exponential(
+        max_value: f64,
+        first_bucket_size: f64,
+        ratio: f64,
+        epsilon: f64,
+    ) -> Result<HistogramOptions> {
         if !(max_value > 0.0 && first_bucket_size > 0.0 && ratio > 1.0 && epsilon > 0.0) {
             return Err(Error::InvalidHistogramOptions(format!(
                 "exponential options need positive max value, first bucket size and epsilon and a ratio above 1, got {max_value}, {first_bucket_size}, {ratio}, {epsilon}"
             )));
         }
-        Ok(Self::exponential_unchecked(max_value, first_bucket_size, ratio, epsilon))
+        Ok(Self::exponential_unchecked(
+            max_value,
+            first_bucket_size,
+            ratio,
+            epsilon,
+        ))
     }
 
-    fn exponential_unchecked(max_value: f64, first_bucket_size: f64, ratio: f64, epsilon: f64) -> HistogramOptions {
+    fn exponential_unchecked(
+        max_value: f64,
+        first_bucket_size: f64,
+        ratio: f64,
+        epsilon: f64,
+    ) -> HistogramOptions {
         let n = log(ratio, max_value * (ratio - 1.0) / first_bucket_size + 1.0).ceil();
         HistogramOptions::Exponential {
             num_buckets: truncate_index(n) + 1,
@@ -98,15 +113,15 @@ impl HistogramOptions {
 
     pub fn num_buckets(&self) -> usize {
         match *self {
-            HistogramOptions::Linear { num_buckets, .. } | HistogramOptions::Exponential { num_buckets, .. } => {
-                num_buckets
-            }
+            HistogramOptions::Linear { num_buckets, .. }
+            | HistogramOptions::Exponential { num_buckets, .. } => num_buckets,
         }
     }
 
     pub fn epsilon(&self) -> f64 {
         match *self {
-            HistogramOptions::Linear { epsilon, .. } | HistogramOptions::Exponential { epsilon, .. } => epsilon,
+            HistogramOptions::Linear { epsilon, .. }
+            | HistogramOptions::Exponential { epsilon, .. } => epsilon,
         }
     }
 
@@ -298,7 +313,9 @@ impl Histogram {
             return checkpoint;
         }
         let range = self.min_bucket..=self.max_bucket;
-        let max = self.weights[range.clone()].iter().fold(0.0f64, |m, w| m.max(*w));
+        let max = self.weights[range.clone()]
+            .iter()
+            .fold(0.0f64, |m, w| m.max(*w));
         let ratio = f64::from(MAX_CHECKPOINT_WEIGHT) / max;
         for bucket in range {
             let stored = (self.weights[bucket] * ratio + 0.5).floor();
@@ -421,6 +438,10 @@ mod tests {
         assert_eq!(h.percentile(1.5), 4.0);
         let mut last = Histogram::new(options);
         last.add(100.0, 1.0);
-        assert_eq!(last.percentile(0.5), 10.0, "the last bucket reports its start");
+        assert_eq!(
+            last.percentile(0.5),
+            10.0,
+            "the last bucket reports its start"
+        );
     }
 }
