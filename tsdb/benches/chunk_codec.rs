@@ -1,0 +1,197 @@
+//! Chunk encode/decode throughput and compression (bytes per sample) on
+//! seeded series shapes: integer counters with small increments, float
+//! counters with two decimals, one-decimal random-walk gauges and constant
+//! series, all scraped every 15 s with 0-50 ms timestamp jitter.
+//!
+//! Run: `cargo bench -p tsdb --bench chunk_codec`. The compression figures
+//! are printed before the timings: per shape and averaged over the mix, for
+//! head chunks (cut by `CutRules`) and for a compacted block on disk
+//! (chunks plus index).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tsdb::block::{Block, BlockId, BlockWriter};
+use tsdb::chunk::{ChunkIter, CutRules, XorChunk};
+use tsdb::model::{Labels, Sample};
+
+const SCRAPE_INTERVAL_MS: i64 = 15_000;
+const MAX_JITTER_MS: i64 = 50;
+const T0: i64 = 1_700_000_000_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    IntegerCounter,
+    DecimalCounter,
+    Gauge,
+    Constant,
+}
+
+const SHAPES: [Shape; 4] = [
+    Shape::IntegerCounter,
+    Shape::DecimalCounter,
+    Shape::Gauge,
+    Shape::Constant,
+];
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::IntegerCounter => "integer_counter",
+            Shape::DecimalCounter => "decimal_counter",
+            Shape::Gauge => "gauge_1_decimal",
+            Shape::Constant => "constant",
+        }
+    }
+}
+
+/// `n` samples of one series of `shape`, seeded by `seed`. Values are what
+/// parsing the exposition text would give (`m / 100` for two decimals).
+fn series(shape: Shape, seed: u64, n: usize) -> Vec<Sample> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut counter: i64 = rng.random_range(0..1_000_000);
+    let mut gauge: i64 = rng.random_range(-500..500);
+    let constant = f64::from(rng.random_range(0..100u32));
+    (0..n as i64)
+        .map(|i| {
+            let t = T0 + i * SCRAPE_INTERVAL_MS + rng.random_range(0..=MAX_JITTER_MS);
+            let v = match shape {
+                Shape::IntegerCounter => {
+                    counter += rng.random_range(0..=10);
+                    counter as f64
+                }
+                Shape::DecimalCounter => {
+                    counter += rng.random_range(0..=1_000);
+                    counter as f64 / 100.0
+                }
+                Shape::Gauge => {
+                    gauge += rng.random_range(-10..=10);
+                    gauge as f64 / 10.0
+                }
+                Shape::Constant => constant,
+            };
+            Sample::new(t, v)
+        })
+        .collect()
+}
+
+/// Encodes samples into head chunks with the head's cutting rules.
+fn head_chunks(samples: &[Sample]) -> Vec<XorChunk> {
+    let rules = CutRules::default();
+    let mut chunks = Vec::new();
+    let mut chunk = XorChunk::new();
+    let mut next_at = 0;
+    for s in samples {
+        if chunk.is_empty() {
+            next_at = rules.range_end(s.t);
+        } else if rules.must_cut(&chunk, &mut next_at, s.t) {
+            chunks.push(std::mem::take(&mut chunk));
+            next_at = rules.range_end(s.t);
+        }
+        chunk.append(s.t, s.v);
+    }
+    chunks.push(chunk);
+    chunks
+}
+
+/// Prints bytes per sample for head chunks and for a compacted 24 h block.
+fn print_compression() {
+    const SERIES_PER_SHAPE: u64 = 25;
+    const SAMPLES_PER_SERIES: usize = 24 * 60 * 4; // 24 h at 15 s
+    let mut head_ratios = Vec::new();
+    println!(
+        "bytes per sample, {SERIES_PER_SHAPE} series x {SAMPLES_PER_SERIES} samples per shape:"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = BlockWriter::new(
+        dir.path(),
+        BlockId::from_parts(1, 1),
+        T0,
+        T0 + 25 * 60 * 60 * 1000,
+    )
+    .unwrap();
+    let mut all_series: Vec<(Labels, Vec<Sample>)> = Vec::new();
+    for shape in SHAPES {
+        let mut bytes = 0usize;
+        let mut samples = 0usize;
+        for seed in 0..SERIES_PER_SHAPE {
+            let s = series(shape, seed, SAMPLES_PER_SERIES);
+            for chunk in head_chunks(&s) {
+                bytes += chunk.bytes().len();
+                samples += chunk.num_samples();
+            }
+            let labels = Labels::from_pairs(&[
+                ("__name__", shape.name().to_string()),
+                (
+                    "instance",
+                    format!("10.0.{}.{}:9100", seed / 250, seed % 250),
+                ),
+                ("job", "node".to_string()),
+            ]);
+            all_series.push((labels, s));
+        }
+        let ratio = bytes as f64 / samples as f64;
+        head_ratios.push(ratio);
+        println!("  head chunks  {:<16} {ratio:.3}", shape.name());
+    }
+    let mix = head_ratios.iter().sum::<f64>() / head_ratios.len() as f64;
+    println!("  head chunks  mix average      {mix:.3} (goal <= 1.4)");
+
+    all_series.sort_by(|a, b| a.0.cmp(&b.0));
+    let n_samples: usize = all_series.iter().map(|(_, s)| s.len()).sum();
+    for (labels, samples) in &all_series {
+        writer
+            .add_series_samples(labels, samples.iter().copied())
+            .unwrap();
+    }
+    let meta = writer.finish().unwrap().unwrap();
+    let block = Block::open(&dir.path().join(meta.ulid.to_string())).unwrap();
+    let ratio = block.size_bytes() as f64 / n_samples as f64;
+    println!(
+        "  24 h block   mix, all files    {ratio:.3} ({} bytes, {n_samples} samples; goal <= 1.0)",
+        block.size_bytes()
+    );
+}
+
+fn bench_chunks(c: &mut Criterion) {
+    print_compression();
+    let mut group = c.benchmark_group("chunk");
+    for shape in SHAPES {
+        let samples = series(shape, 7, 120);
+        group.throughput(Throughput::Elements(samples.len() as u64));
+        group.bench_function(format!("encode/{}", shape.name()), |b| {
+            b.iter(|| {
+                let mut chunk = XorChunk::new();
+                for s in black_box(&samples) {
+                    chunk.append(s.t, s.v);
+                }
+                chunk
+            })
+        });
+        let mut chunk = XorChunk::new();
+        for s in &samples {
+            chunk.append(s.t, s.v);
+        }
+        let bytes = chunk.bytes().to_vec();
+        group.bench_function(format!("decode/{}", shape.name()), |b| {
+            b.iter(|| {
+                let mut sum = 0.0;
+                for s in chunk.iter() {
+                    sum += s.v;
+                }
+                sum
+            })
+        });
+        group.bench_function(format!("validate_and_decode/{}", shape.name()), |b| {
+            b.iter(|| ChunkIter::new(black_box(&bytes)).unwrap().count())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_chunks);
+criterion_main!(benches);
