@@ -8,6 +8,7 @@ pub mod block;
 pub mod chunk;
 pub mod clock;
 pub mod error;
+pub mod head;
 pub mod index;
 pub mod model;
 pub mod storage;

@@ -187,22 +187,14 @@ impl Wal {
 
     /// Buffers series records. They reach the file with the next
     /// [`Wal::log_samples`] or [`Wal::sync`], before any sample that
-    /// references them.
-    ///
-    /// # Errors
-    /// IO errors when the buffer is large enough to be written out.
-    pub fn log_series(&self, series: &[RefSeries]) -> Result<()> {
+    /// references them. Buffering cannot fail, so the head can log a series
+    /// the moment it creates it.
+    pub fn log_series(&self, series: &[RefSeries]) {
         if series.is_empty() {
-            return Ok(());
+            return;
         }
         let mut writer = self.writer.lock();
         record::encode_series(series, &mut writer.pending);
-        // Keep the buffer bounded when many series appear at once (start-up
-        // of a large scrape).
-        if writer.pending.len() > 1 << 20 {
-            writer.write_pending()?;
-        }
-        Ok(())
     }
 
     /// Writes the buffered series records and these samples, then syncs

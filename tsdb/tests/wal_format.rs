@@ -48,8 +48,7 @@ fn write_golden(dir: &Path) {
     wal.log_series(&[
         series(1, &[("__name__", "up"), ("job", "node")]),
         series(2, &[("__name__", "temp_celsius"), ("room", "kitchen")]),
-    ])
-    .unwrap();
+    ]);
     wal.log_samples(&[sample(1, 1000, 1.0), sample(2, 1000, 21.5)])
         .unwrap();
     wal.log_samples(&[sample(1, 2000, 0.0), sample(2, 2000, STALE_NAN)])

@@ -41,7 +41,7 @@ fn replay(dir: &Path) -> Vec<Record> {
 /// Writes series 1..=3 and `n` sample records, one sample per series each.
 fn write_some(wal: &Wal, n: i64) -> Vec<Record> {
     let s = vec![series(1, "a"), series(2, "b"), series(3, "c")];
-    wal.log_series(&s).unwrap();
+    wal.log_series(&s);
     let mut expected = vec![Record::Series(s)];
     for t in 0..n {
         let samples = vec![
@@ -77,7 +77,7 @@ fn records_replay_in_order_after_reopen() {
 fn series_records_reach_the_file_before_samples_that_use_them() {
     let dir = tempfile::tempdir().unwrap();
     let (wal, _) = open(dir.path(), options(1 << 20));
-    wal.log_series(&[series(7, "x")]).unwrap();
+    wal.log_series(&[series(7, "x")]);
     wal.log_samples(&[sample(7, 1, 1.0)]).unwrap();
     // Simulate a crash: the log is never dropped, so nothing is flushed
     // beyond what `log_samples` wrote.
