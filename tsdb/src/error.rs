@@ -21,6 +21,8 @@ pub enum Error {
     },
     #[error("invalid input for a block: {reason}")]
     InvalidBlockInput { reason: String },
+    #[error("database directory {path} is locked: another process has it open")]
+    Locked { path: PathBuf },
     #[error("invalid matcher for label {name:?}: {reason}")]
     InvalidMatcher { name: String, reason: String },
     #[error("append rejected: {0}")]

@@ -7,6 +7,7 @@
 pub mod block;
 pub mod chunk;
 pub mod clock;
+pub mod db;
 pub mod error;
 pub mod head;
 pub mod index;
