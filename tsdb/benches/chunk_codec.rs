@@ -5,8 +5,13 @@
 //!
 //! Run: `cargo bench -p tsdb --bench chunk_codec`. The compression figures
 //! are printed before the timings: per shape and averaged over the mix, for
-//! head chunks (cut by `CutRules`) and for a compacted block on disk
-//! (chunks plus index).
+//! head chunks (cut by `CutRules`) and for a 24 h block on disk (chunks,
+//! index and meta), once with the 0-50 ms jitter and once with timestamps on
+//! the exact 15 s grid for comparison.
+//!
+//! Shapes (seeded): integer counters growing by 0-10 per scrape, counters
+//! with two decimals growing by 0.00-10.00, gauges with one decimal moving
+//! by -1.0..=1.0, constants.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,7 +25,6 @@ use tsdb::chunk::{ChunkIter, CutRules, XorChunk};
 use tsdb::model::{Labels, Sample};
 
 const SCRAPE_INTERVAL_MS: i64 = 15_000;
-const MAX_JITTER_MS: i64 = 50;
 const T0: i64 = 1_700_000_000_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -51,14 +55,14 @@ impl Shape {
 
 /// `n` samples of one series of `shape`, seeded by `seed`. Values are what
 /// parsing the exposition text would give (`m / 100` for two decimals).
-fn series(shape: Shape, seed: u64, n: usize) -> Vec<Sample> {
+fn series(shape: Shape, seed: u64, n: usize, max_jitter_ms: i64) -> Vec<Sample> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut counter: i64 = rng.random_range(0..1_000_000);
     let mut gauge: i64 = rng.random_range(-500..500);
     let constant = f64::from(rng.random_range(0..100u32));
     (0..n as i64)
         .map(|i| {
-            let t = T0 + i * SCRAPE_INTERVAL_MS + rng.random_range(0..=MAX_JITTER_MS);
+            let t = T0 + i * SCRAPE_INTERVAL_MS + rng.random_range(0..=max_jitter_ms);
             let v = match shape {
                 Shape::IntegerCounter => {
                     counter += rng.random_range(0..=10);
@@ -99,12 +103,13 @@ fn head_chunks(samples: &[Sample]) -> Vec<XorChunk> {
 }
 
 /// Prints bytes per sample for head chunks and for a compacted 24 h block.
-fn print_compression() {
+fn print_compression(max_jitter_ms: i64) {
     const SERIES_PER_SHAPE: u64 = 25;
     const SAMPLES_PER_SERIES: usize = 24 * 60 * 4; // 24 h at 15 s
     let mut head_ratios = Vec::new();
     println!(
-        "bytes per sample, {SERIES_PER_SHAPE} series x {SAMPLES_PER_SERIES} samples per shape:"
+        "bytes per sample, {SERIES_PER_SHAPE} series x {SAMPLES_PER_SERIES} samples per shape, \
+         timestamp jitter 0-{max_jitter_ms} ms:"
     );
     let dir = tempfile::tempdir().unwrap();
     let mut writer = BlockWriter::new(
@@ -119,7 +124,7 @@ fn print_compression() {
         let mut bytes = 0usize;
         let mut samples = 0usize;
         for seed in 0..SERIES_PER_SHAPE {
-            let s = series(shape, seed, SAMPLES_PER_SERIES);
+            let s = series(shape, seed, SAMPLES_PER_SERIES, max_jitter_ms);
             for chunk in head_chunks(&s) {
                 bytes += chunk.bytes().len();
                 samples += chunk.num_samples();
@@ -158,10 +163,11 @@ fn print_compression() {
 }
 
 fn bench_chunks(c: &mut Criterion) {
-    print_compression();
+    print_compression(50);
+    print_compression(0);
     let mut group = c.benchmark_group("chunk");
     for shape in SHAPES {
-        let samples = series(shape, 7, 120);
+        let samples = series(shape, 7, 120, 50);
         group.throughput(Throughput::Elements(samples.len() as u64));
         group.bench_function(format!("encode/{}", shape.name()), |b| {
             b.iter(|| {

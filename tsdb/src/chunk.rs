@@ -36,21 +36,31 @@ const HEADER_LEN: usize = 2;
 pub const MAX_CHUNK_BYTES: usize = 1024;
 
 /// The most bytes one appended sample can add: a 69-bit timestamp and a
-/// 77-bit value, rounded up.
+/// 79-bit value, rounded up.
 pub const MAX_SAMPLE_BYTES: usize = 19;
 
-/// Timestamp delta-of-delta encodings after the second sample, as (prefix,
-/// prefix length, payload bits). The payload is the signed value in two's
-/// complement. Tuned for millisecond scrape jitter: a 15 s scrape with up to
-/// 50 ms jitter mostly lands in the 7-bit bucket; the final bucket holds any
-/// `i64`, so arbitrarily large gaps work.
-const DOD_BUCKETS: [(u64, u32, u32); 5] = [
-    (0b10, 2, 7),
-    (0b110, 3, 10),
-    (0b1110, 4, 17),
-    (0b11110, 5, 32),
-    (0b11111, 5, 64),
+/// Payload widths of the variable-width signed integer codes. Code `i` is
+/// `i` one bits followed by a zero bit, except the last, which is only one
+/// bits; the payload is the value in two's complement, and a width of 0
+/// encodes only zero. The final code holds any `i64`, so arbitrarily large
+/// timestamp gaps and value jumps work.
+///
+/// Timestamp delta-of-deltas: tuned for millisecond scrape jitter (a 15 s
+/// scrape with up to 50 ms jitter mostly lands in the 7-bit code).
+const DOD_WIDTHS: [u32; 6] = [0, 7, 10, 17, 32, 64];
+/// Deltas of decimal mantissas: small counter increments and gauge steps fit
+/// the 4- and 7-bit codes.
+const DELTA_WIDTHS: [u32; 6] = [4, 7, 12, 20, 32, 64];
+
+/// Values are encoded as decimal mantissas `m` with `v = m / 10^scale` for
+/// scales `0..=MAX_SCALE` when that reproduces their bits exactly.
+const MAX_SCALE: u32 = 12;
+const SCALE_BITS: u32 = 4;
+const POW10: [f64; MAX_SCALE as usize + 1] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
 ];
+/// Mantissas stay within ±2^53, where every integer is an exact `f64`.
+const MAX_EXACT_MANTISSA: f64 = 9_007_199_254_740_992.0;
 
 /// Why bytes are not a valid chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +86,11 @@ pub struct XorChunk {
     /// Delta between the last two timestamps.
     last_delta: i64,
     last_value_bits: u64,
+    /// Current decimal scale of the value encoding.
+    scale: u32,
+    /// The last value's mantissa at `scale`, when it was decimal-coded (or
+    /// the first value); recomputed from the value otherwise.
+    mantissa: Option<i64>,
     /// Leading and trailing zero counts of the last written XOR window.
     window: Option<XorWindow>,
 }
@@ -102,6 +117,8 @@ impl XorChunk {
             max_t: 0,
             last_delta: 0,
             last_value_bits: 0,
+            scale: 0,
+            mantissa: None,
             window: None,
         }
     }
@@ -121,6 +138,8 @@ impl XorChunk {
                 self.writer.write_varint(t);
                 self.writer.write_bits(bits, 64);
                 self.min_t = t;
+                self.scale = smallest_scale(bits).unwrap_or(0);
+                self.mantissa = decimal_mantissa(bits, self.scale);
             }
             1 => {
                 let delta = t.wrapping_sub(self.max_t);
@@ -143,26 +162,59 @@ impl XorChunk {
     }
 
     fn write_dod(&mut self, dod: i64) {
-        if dod == 0 {
-            self.writer.write_bit(false);
-            return;
-        }
-        for (prefix, prefix_len, payload_bits) in DOD_BUCKETS {
-            if fits_signed(dod, payload_bits) {
-                self.writer.write_bits(prefix, prefix_len);
-                self.writer.write_bits(dod as u64, payload_bits);
-                return;
+        self.write_signed(&DOD_WIDTHS, dod);
+    }
+
+    /// Writes `v` with the first code of `widths` that holds it.
+    fn write_signed(&mut self, widths: &[u32; 6], v: i64) {
+        let last = widths.len() - 1;
+        for (code, &width) in widths.iter().enumerate() {
+            let code = code as u32;
+            if code as usize == last {
+                self.writer.write_bits(low_mask(code), code);
+            } else if fits_signed(v, width) {
+                self.writer.write_bits(low_mask(code) << 1, code + 1);
+            } else {
+                continue;
             }
+            self.writer.write_bits(v as u64, width);
+            return;
         }
     }
 
+    /// Writes a value: unchanged (`0`), as a decimal mantissa delta at the
+    /// current scale (`10`), with a new scale (`110`), or XOR-encoded
+    /// (`111`).
     fn write_value(&mut self, bits: u64) {
-        let xor = bits ^ self.last_value_bits;
-        if xor == 0 {
+        let prev = self.last_value_bits;
+        if bits == prev {
             self.writer.write_bit(false);
             return;
         }
-        self.writer.write_bit(true);
+        if let Some(m) = decimal_mantissa(bits, self.scale)
+            && let Some(prev_m) = self.mantissa.or_else(|| decimal_mantissa(prev, self.scale))
+        {
+            self.writer.write_bits(0b10, 2);
+            self.write_signed(&DELTA_WIDTHS, m.wrapping_sub(prev_m));
+            self.mantissa = Some(m);
+            return;
+        }
+        if let Some((scale, prev_m, m)) = common_scale(prev, bits) {
+            self.writer.write_bits(0b110, 3);
+            self.writer.write_bits(u64::from(scale), SCALE_BITS);
+            self.write_signed(&DELTA_WIDTHS, m.wrapping_sub(prev_m));
+            self.scale = scale;
+            self.mantissa = Some(m);
+            return;
+        }
+        self.writer.write_bits(0b111, 3);
+        self.mantissa = None;
+        self.write_xor(bits ^ prev);
+    }
+
+    /// Gorilla's XOR encoding of a non-zero `xor`: reuse the current window
+    /// of meaningful bits (`0`) or start a new one (`1`).
+    fn write_xor(&mut self, xor: u64) {
         // Five bits hold the leading-zero count, so it is capped at 31.
         let leading = xor.leading_zeros().min(31);
         let trailing = xor.trailing_zeros();
@@ -227,6 +279,9 @@ impl XorChunk {
 
 /// Does `v` fit into `bits` bits of two's complement?
 fn fits_signed(v: i64, bits: u32) -> bool {
+    if bits == 0 {
+        return v == 0;
+    }
     if bits >= 64 {
         return true;
     }
@@ -237,11 +292,41 @@ fn fits_signed(v: i64, bits: u32) -> bool {
 
 /// Sign-extends the low `bits` bits of `raw`.
 fn sign_extend(raw: u64, bits: u32) -> i64 {
+    if bits == 0 {
+        return 0;
+    }
     if bits >= 64 {
         return raw as i64;
     }
     let shift = 64 - bits;
     ((raw << shift) as i64) >> shift
+}
+
+/// The integer `m` with `m / 10^scale == value` bit for bit, if any.
+/// Encoder and decoder both call this, so it must stay deterministic.
+fn decimal_mantissa(bits: u64, scale: u32) -> Option<i64> {
+    let pow = *POW10.get(scale as usize)?;
+    let m = (f64::from_bits(bits) * pow).round();
+    // Rejects NaN and infinities too.
+    if !m.is_finite() || m.abs() > MAX_EXACT_MANTISSA {
+        return None;
+    }
+    let m = m as i64;
+    ((m as f64 / pow).to_bits() == bits).then_some(m)
+}
+
+/// The smallest scale at which `bits` is a decimal.
+fn smallest_scale(bits: u64) -> Option<u32> {
+    (0..=MAX_SCALE).find(|&scale| decimal_mantissa(bits, scale).is_some())
+}
+
+/// The smallest scale at which both values are decimals, with their
+/// mantissas `(scale, prev, next)`.
+fn common_scale(prev: u64, next: u64) -> Option<(u32, i64, i64)> {
+    (0..=MAX_SCALE).find_map(|scale| {
+        let next_m = decimal_mantissa(next, scale)?;
+        Some((scale, decimal_mantissa(prev, scale)?, next_m))
+    })
 }
 
 /// Reads the sample count from the header and checks that the bit stream
@@ -277,7 +362,9 @@ struct Decoder {
     t: i64,
     delta: i64,
     value_bits: u64,
-    window: XorWindow,
+    scale: u32,
+    mantissa: Option<i64>,
+    window: Option<XorWindow>,
 }
 
 impl Decoder {
@@ -289,10 +376,9 @@ impl Decoder {
             t: 0,
             delta: 0,
             value_bits: 0,
-            window: XorWindow {
-                leading: 0,
-                trailing: 0,
-            },
+            scale: 0,
+            mantissa: None,
+            window: None,
         }
     }
 
@@ -313,6 +399,8 @@ impl Decoder {
             0 => {
                 self.t = r.read_varint(stream).ok_or(truncated)?;
                 self.value_bits = r.read_bits(stream, 64).ok_or(truncated)?;
+                self.scale = smallest_scale(self.value_bits).unwrap_or(0);
+                self.mantissa = decimal_mantissa(self.value_bits, self.scale);
             }
             1 => {
                 self.delta = r.read_varint(stream).ok_or(truncated)?;
@@ -331,19 +419,18 @@ impl Decoder {
     }
 
     fn read_dod(&mut self, stream: &[u8]) -> Option<i64> {
+        self.read_signed(stream, &DOD_WIDTHS)
+    }
+
+    fn read_signed(&mut self, stream: &[u8], widths: &[u32; 6]) -> Option<i64> {
         let r = &mut self.reader;
-        if !r.read_bit(stream)? {
-            return Some(0);
+        let mut code = 0;
+        while code < widths.len() - 1 && r.read_bit(stream)? {
+            code += 1;
         }
-        // Count further one bits of the prefix: "10" -> bucket 0, "110" -> 1,
-        // "1110" -> 2, "11110" -> 3, "11111" -> 4.
-        let mut bucket = 0;
-        while bucket < DOD_BUCKETS.len() - 1 && r.read_bit(stream)? {
-            bucket += 1;
-        }
-        let (_, _, payload_bits) = DOD_BUCKETS[bucket];
-        let raw = r.read_bits(stream, payload_bits)?;
-        Some(sign_extend(raw, payload_bits))
+        let width = widths[code];
+        let raw = r.read_bits(stream, width)?;
+        Some(sign_extend(raw, width))
     }
 
     fn read_value(&mut self, stream: &[u8], sample: u16) -> Result<(), DecodeChunkError> {
@@ -351,10 +438,37 @@ impl Decoder {
             sample,
             samples: self.num_samples,
         };
+        let malformed = |what| DecodeChunkError::Malformed { sample, what };
         let r = &mut self.reader;
         if !r.read_bit(stream).ok_or(truncated)? {
             return Ok(());
         }
+        if !r.read_bit(stream).ok_or(truncated)? {
+            // `10`: decimal delta at the current scale.
+            let prev_m = self
+                .mantissa
+                .or_else(|| decimal_mantissa(self.value_bits, self.scale))
+                .ok_or_else(|| malformed("decimal delta after a non-decimal value"))?;
+            let delta = self.read_signed(stream, &DELTA_WIDTHS).ok_or(truncated)?;
+            self.set_mantissa(prev_m.wrapping_add(delta));
+            return Ok(());
+        }
+        if !r.read_bit(stream).ok_or(truncated)? {
+            // `110`: new scale, then a decimal delta.
+            let scale = r.read_bits(stream, SCALE_BITS).ok_or(truncated)? as u32;
+            if scale > MAX_SCALE {
+                return Err(malformed("decimal scale out of range"));
+            }
+            let prev_m = decimal_mantissa(self.value_bits, scale)
+                .ok_or_else(|| malformed("previous value is not decimal at the new scale"))?;
+            let delta = self.read_signed(stream, &DELTA_WIDTHS).ok_or(truncated)?;
+            self.scale = scale;
+            self.set_mantissa(prev_m.wrapping_add(delta));
+            return Ok(());
+        }
+        // `111`: XOR.
+        self.mantissa = None;
+        let r = &mut self.reader;
         if r.read_bit(stream).ok_or(truncated)? {
             let leading = r.read_bits(stream, 5).ok_or(truncated)? as u32;
             let significant = match r.read_bits(stream, 6).ok_or(truncated)? as u32 {
@@ -362,28 +476,27 @@ impl Decoder {
                 n => n,
             };
             if leading + significant > 64 {
-                return Err(DecodeChunkError::Malformed {
-                    sample,
-                    what: "leading zeros and significant bits exceed 64",
-                });
+                return Err(malformed("leading zeros and significant bits exceed 64"));
             }
-            self.window = XorWindow {
+            self.window = Some(XorWindow {
                 leading,
                 trailing: 64 - leading - significant,
-            };
-        } else if sample == 1 {
-            // The first XOR has no earlier window to reuse.
-            return Err(DecodeChunkError::Malformed {
-                sample,
-                what: "XOR window reused before one was set",
             });
         }
-        let w = self.window;
+        let w = self
+            .window
+            .ok_or_else(|| malformed("XOR window reused before one was set"))?;
         let significant = 64 - w.leading - w.trailing;
         let xor = r.read_bits(stream, significant).ok_or(truncated)? & low_mask(significant);
         // `trailing < 64` because `significant >= 1`.
         self.value_bits ^= xor << w.trailing;
         Ok(())
+    }
+
+    fn set_mantissa(&mut self, m: i64) {
+        let pow = POW10.get(self.scale as usize).copied().unwrap_or(1.0);
+        self.value_bits = (m as f64 / pow).to_bits();
+        self.mantissa = Some(m);
     }
 }
 

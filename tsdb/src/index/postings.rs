@@ -18,11 +18,13 @@ use crate::model::Labels;
 pub fn intersect<P: Borrow<RoaringBitmap>>(lists: &[P]) -> RoaringBitmap {
     let mut by_len: Vec<&RoaringBitmap> = lists.iter().map(Borrow::borrow).collect();
     by_len.sort_by_key(|p| p.len());
-    let Some((smallest, rest)) = by_len.split_first() else {
-        return RoaringBitmap::new();
+    let mut out = match by_len.as_slice() {
+        [] => return RoaringBitmap::new(),
+        [only] => return (*only).clone(),
+        // Intersecting two references allocates only the result.
+        [smallest, next, ..] => *smallest & *next,
     };
-    let mut out = (*smallest).clone();
-    for list in rest {
+    for list in &by_len[2..] {
         if out.is_empty() {
             break;
         }
