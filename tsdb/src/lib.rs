@@ -12,6 +12,7 @@ pub mod error;
 pub mod head;
 pub mod index;
 pub mod model;
+pub mod promql;
 pub mod storage;
 pub mod wal;
 

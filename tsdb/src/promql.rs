@@ -1,0 +1,244 @@
+//! The PromQL engine: instant and range queries over any
+//! [`Queryable`](crate::storage::Queryable), with Prometheus 3.x semantics.
+//!
+//! The life of a query:
+//! 1. [`parse`](parse) turns the text into our own AST (the `promql-parser`
+//!    crate does the parsing; its types stay inside that module);
+//! 2. [`plan`](plan) walks the AST, works out which time range every
+//!    selector needs (offsets, `@`, ranges, subqueries, the lookback delta)
+//!    and loads those series through one querier;
+//! 3. [`eval`](eval) evaluates the AST step by step over the loaded samples:
+//!    functions ([`functions`]), aggregations ([`aggregate`]) and binary
+//!    operators ([`binary`]) work series by series where they can, step by
+//!    step where they must;
+//! 4. the result is a [`Value`] plus [`Annotations`] (warnings and infos
+//!    worded as Prometheus words them).
+//!
+//! Consumers that only need results (rules, the autoscaler) depend on the
+//! [`QueryBackend`] trait, never on the engine.
+//!
+//! API boundary: [`Engine`], [`EngineOptions`], [`Query`], [`Value`] and
+//! [`QueryBackend`].
+
+mod aggregate;
+mod annotations;
+mod backend;
+mod binary;
+mod error;
+mod eval;
+mod functions;
+mod parse;
+mod plan;
+pub mod promqltest;
+mod value;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+pub use annotations::Annotations;
+pub use backend::QueryBackend;
+pub use error::{Error, ErrorKind, Result};
+pub use value::{Matrix, Point, Sample, Scalar, Series, StringValue, Value, Vector};
+
+use crate::storage::Queryable;
+use parse::ValueType;
+
+/// Knobs of the engine. The defaults are Prometheus's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for the latest sample.
+    pub lookback_delta: Duration,
+    /// The longest a query may run.
+    pub timeout: Duration,
+    /// The most samples a query may hold in memory at once.
+    pub max_samples: usize,
+    /// The resolution of subqueries that leave it out (`[1h:]`); Prometheus
+    /// uses the global evaluation interval.
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(5 * 60),
+            timeout: Duration::from_secs(2 * 60),
+            max_samples: 50_000_000,
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Prepares queries. Cheap to share: it holds only options.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    options: EngineOptions,
+}
+
+/// A flag that stops a running query at its next check; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_canceled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What a finished query returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub value: Value,
+    pub annotations: Annotations,
+}
+
+/// A parsed query, ready to run against a [`Queryable`].
+#[derive(Debug)]
+pub struct Query {
+    text: String,
+    expr: parse::Expr,
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+    is_range: bool,
+    options: EngineOptions,
+    cancel: CancelHandle,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Engine { options }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Prepares an instant query evaluated at `at_ms`.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] for invalid PromQL.
+    pub fn instant_query(&self, query: &str, at_ms: i64) -> Result<Query> {
+        let expr = parse::parse(query)?;
+        Ok(Query {
+            text: query.to_string(),
+            expr,
+            start_ms: at_ms,
+            end_ms: at_ms,
+            step_ms: 0,
+            is_range: false,
+            options: self.options.clone(),
+            cancel: CancelHandle::default(),
+        })
+    }
+
+    /// Prepares a range query over `[start_ms, end_ms]` at `step`.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] for invalid PromQL, a zero step, an end before the
+    /// start, or an expression that is neither a scalar nor an instant vector.
+    pub fn range_query(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step: Duration,
+    ) -> Result<Query> {
+        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX);
+        if step_ms <= 0 {
+            return Err(Error::parse(
+                "zero or negative query resolution step widths are not accepted",
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(Error::parse("end timestamp must not be before start time"));
+        }
+        let expr = parse::parse(query)?;
+        let value_type = expr.value_type();
+        if value_type != ValueType::Scalar && value_type != ValueType::Vector {
+            return Err(Error::parse(format!(
+                "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                value_type.documented_name()
+            )));
+        }
+        Ok(Query {
+            text: query.to_string(),
+            expr,
+            start_ms,
+            end_ms,
+            step_ms,
+            is_range: true,
+            options: self.options.clone(),
+            cancel: CancelHandle::default(),
+        })
+    }
+}
+
+impl Query {
+    /// The text the query was prepared from.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A handle that cancels this query from another thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// Overrides the engine's lookback delta for this query (the API's
+    /// `lookback_delta` parameter).
+    pub fn set_lookback_delta(&mut self, lookback_delta: Duration) {
+        if !lookback_delta.is_zero() {
+            self.options.lookback_delta = lookback_delta;
+        }
+    }
+
+    /// Runs the query.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::Canceled`], [`Error::TooManySamples`],
+    /// [`Error::Evaluation`] for semantic errors found while evaluating, and
+    /// [`Error::Storage`] when the storage fails.
+    pub fn exec(&self, queryable: &dyn Queryable) -> Result<QueryResult> {
+        let deadline = Instant::now().checked_add(self.options.timeout);
+        let limits = eval::Limits {
+            deadline,
+            cancel: self.cancel.clone(),
+            max_samples: self.options.max_samples,
+        };
+        limits.check("query preparation")?;
+        let context = plan::QueryContext {
+            start_ms: self.start_ms,
+            end_ms: self.end_ms,
+            step_ms: self.step_ms,
+            lookback_ms: duration_ms(self.options.lookback_delta),
+        };
+        let loaded = plan::load(&self.expr, &context, queryable)?;
+        let mut evaluator = eval::Evaluator::new(
+            &self.text,
+            &context,
+            self.is_range,
+            duration_ms(self.options.default_subquery_step),
+            &loaded.series,
+            &limits,
+        );
+        let mut annotations = Annotations::default();
+        for warning in loaded.warnings {
+            annotations.add_warning(warning);
+        }
+        let value = evaluator.run(&self.expr);
+        annotations.merge(evaluator.take_annotations());
+        Ok(QueryResult {
+            value: value?,
+            annotations,
+        })
+    }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

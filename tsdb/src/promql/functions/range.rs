@@ -1,0 +1,270 @@
+//! Range functions about change: `rate`, `increase`, `delta` (with
+//! Prometheus's extrapolation), `irate`, `idelta`, `deriv`,
+//! `predict_linear`, `resets`, `changes` and
+//! `double_exponential_smoothing`.
+
+use super::super::aggregate::kahan_sum_inc;
+use super::super::error::{Error, Result};
+use super::super::eval::RangeArg;
+use super::{RangeFn, Window};
+use crate::promql::Point;
+
+pub(super) fn function(name: &str) -> Option<RangeFn> {
+    Some(match name {
+        "rate" => |w| Ok(extrapolated_rate(w, true, true)),
+        "increase" => |w| Ok(extrapolated_rate(w, true, false)),
+        "delta" => |w| Ok(extrapolated_rate(w, false, false)),
+        "irate" => |w| Ok(instant_value(w.points, true)),
+        "idelta" => |w| Ok(instant_value(w.points, false)),
+        "deriv" => |w| Ok(deriv(w.points)),
+        "predict_linear" => |w| Ok(predict_linear(w)),
+        "resets" => |w| Ok(Some(resets(w.points))),
+        "changes" => |w| Ok(Some(changes(w.points))),
+        "double_exponential_smoothing" => |w| Ok(double_exponential_smoothing(w)),
+        _ => return None,
+    })
+}
+
+/// The increase (or rate) over the window, extrapolated towards the window
+/// edges as Prometheus does: all the way when the first/last sample is
+/// within 110% of the average sample interval from the edge, otherwise by
+/// half an interval; counters are never extrapolated below zero.
+fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    let points = w.points;
+    if points.len() < 2 {
+        return None;
+    }
+    let first = points[0];
+    let last = points[points.len() - 1];
+    let mut result = last.v - first.v;
+    if is_counter {
+        for pair in points.windows(2) {
+            if pair[1].v < pair[0].v {
+                result += pair[0].v;
+            }
+        }
+    }
+    let mut duration_to_start = (first.t - w.range_start) as f64 / 1000.0;
+    let mut duration_to_end = (w.range_end - last.t) as f64 / 1000.0;
+    let sampled_interval = (last.t - first.t) as f64 / 1000.0;
+    let average_between_samples = sampled_interval / (points.len() - 1) as f64;
+    let threshold = average_between_samples * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between_samples / 2.0;
+    }
+    if is_counter {
+        // Extrapolating to before the counter was zero makes no sense.
+        let mut duration_to_zero = duration_to_start;
+        if result > 0.0 && first.v >= 0.0 {
+            duration_to_zero = sampled_interval * (first.v / result);
+        }
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between_samples / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= w.range_ms as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate`/`idelta`: the last two samples of the window.
+fn instant_value(points: &[Point], is_rate: bool) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let previous = points[points.len() - 2];
+    let last = points[points.len() - 1];
+    let interval = last.t - previous.t;
+    if interval == 0 {
+        return None;
+    }
+    // For a counter reset the new value is the increase (a NaN is not a
+    // reset).
+    let reset = last.v < previous.v;
+    let mut result = if is_rate && reset {
+        last.v
+    } else {
+        last.v - previous.v
+    };
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Least-squares fit of the samples: the slope per second and the value at
+/// `intercept_time`.
+fn linear_regression(points: &[Point], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut c_x, mut sum_y, mut c_y) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut c_xy, mut sum_x2, mut c_x2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = points[0].v;
+    let mut const_y = true;
+    for (i, p) in points.iter().enumerate() {
+        if const_y && i > 0 && p.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (p.t - intercept_time) as f64 / 1e3;
+        (sum_x, c_x) = kahan_sum_inc(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_sum_inc(p.v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_sum_inc(x * p.v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_sum_inc(x * x, sum_x2, c_x2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sum_x += c_x;
+    sum_y += c_y;
+    sum_xy += c_xy;
+    sum_x2 += c_x2;
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+fn deriv(points: &[Point]) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    // An intercept time near the samples avoids losing precision.
+    Some(linear_regression(points, points[0].t).0)
+}
+
+fn predict_linear(w: &Window<'_>) -> Option<f64> {
+    if w.points.len() < 2 {
+        return None;
+    }
+    let duration = w.params.first().copied().unwrap_or(f64::NAN);
+    let (slope, intercept) = linear_regression(w.points, w.t);
+    Some(slope * duration + intercept)
+}
+
+fn resets(points: &[Point]) -> f64 {
+    points.windows(2).filter(|p| p[1].v < p[0].v).count() as f64
+}
+
+fn changes(points: &[Point]) -> f64 {
+    points
+        .windows(2)
+        .filter(|p| p[1].v != p[0].v && !(p[1].v.is_nan() && p[0].v.is_nan()))
+        .count() as f64
+}
+
+/// Fails the query for factors outside (0, 1), as Prometheus does, when
+/// there is data to smooth.
+pub(super) fn check_smoothing_factors(params: &[Vec<f64>], range: &RangeArg) -> Result<()> {
+    if range.series.is_empty() {
+        return Ok(());
+    }
+    for &sf in params.first().map(Vec::as_slice).unwrap_or(&[]) {
+        if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
+            return Err(Error::eval(format!(
+                "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+            )));
+        }
+    }
+    for &tf in params.get(1).map(Vec::as_slice).unwrap_or(&[]) {
+        if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
+            return Err(Error::eval(format!(
+                "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Holt's linear smoothing: the smoothed value at the end of the window.
+fn double_exponential_smoothing(w: &Window<'_>) -> Option<f64> {
+    let points = w.points;
+    if points.len() < 2 {
+        return None;
+    }
+    let sf = w.params.first().copied().unwrap_or(f64::NAN);
+    let tf = w.params.get(1).copied().unwrap_or(f64::NAN);
+    let mut s0 = 0.0;
+    let mut s1 = points[0].v;
+    let mut b = points[1].v - points[0].v;
+    for (i, p) in points.iter().enumerate().skip(1) {
+        let x = sf * p.v;
+        // The trend at the previous point.
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(points: &[Point], start: i64, end: i64) -> Window<'_> {
+        Window {
+            points,
+            t: end,
+            range_start: start,
+            range_end: end,
+            range_ms: end - start,
+            params: &[],
+        }
+    }
+
+    #[test]
+    fn rate_extrapolates_to_the_window_edges() {
+        // A counter growing 1 per 10 s, sampled at 10 s .. 60 s, window (0, 60 s].
+        let points: Vec<Point> = (1..=6).map(|i| Point::new(i * 10_000, i as f64)).collect();
+        let w = window(&points, 0, 60_000);
+        let increase = extrapolated_rate(&w, true, false).unwrap();
+        // 5 observed over 50 s; extrapolated 10 s to the start (counter
+        // reaches zero exactly there): 6.
+        assert!((increase - 6.0).abs() < 1e-9);
+        let rate = extrapolated_rate(&w, true, true).unwrap();
+        assert!((rate - 0.1).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rate_handles_counter_resets() {
+        let points = vec![
+            Point::new(10_000, 5.0),
+            Point::new(20_000, 8.0),
+            Point::new(30_000, 2.0),
+        ];
+        let w = window(&points, 10_000, 30_000);
+        // 3 + 2 after the reset; no extrapolation needed.
+        assert_eq!(extrapolated_rate(&w, true, false), Some(5.0));
+        assert_eq!(resets(&points), 1.0);
+        assert_eq!(changes(&points), 2.0);
+    }
+
+    #[test]
+    fn irate_uses_the_last_two_samples() {
+        let points = vec![
+            Point::new(0, 1.0),
+            Point::new(10_000, 3.0),
+            Point::new(20_000, 8.0),
+        ];
+        assert_eq!(instant_value(&points, true), Some(0.5));
+        assert_eq!(instant_value(&points, false), Some(5.0));
+    }
+
+    #[test]
+    fn deriv_is_the_regression_slope() {
+        let points: Vec<Point> = (0..5)
+            .map(|i| Point::new(i * 1000, 2.0 * i as f64))
+            .collect();
+        assert_eq!(deriv(&points), Some(2.0));
+    }
+}

@@ -1,0 +1,221 @@
+//! Planning: which samples the query needs. Every selector gets the time
+//! range its evaluation will look at (query range, offsets, `@`, range
+//! selectors, enclosing subqueries, the lookback delta); one querier spanning
+//! all of them is opened, and each selector's series are loaded into memory.
+
+use super::error::{Error, Result};
+use super::parse::{At, Expr, ExprKind, Selector};
+use super::value::Point;
+use crate::model::{Labels, TimeRange};
+use crate::storage::{Queryable, SelectHints};
+
+/// The times of the top-level query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueryContext {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// 0 for an instant query.
+    pub step_ms: i64,
+    pub lookback_ms: i64,
+}
+
+impl QueryContext {
+    /// The time an `@` modifier pins to; `start()` and `end()` are those of
+    /// the top-level query, also inside subqueries.
+    pub(crate) fn resolve_at(&self, at: At) -> i64 {
+        match at {
+            At::Time(t) => t,
+            At::Start => self.start_ms,
+            At::End => self.end_ms,
+        }
+    }
+}
+
+/// One series as loaded from storage: all its samples in the selector's
+/// time range, staleness markers included.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedSeries {
+    pub labels: Labels,
+    pub points: Vec<Point>,
+}
+
+/// The series of every selector, indexed by selector id.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    pub series: Vec<Vec<LoadedSeries>>,
+    pub warnings: Vec<String>,
+}
+
+/// What one selector needs.
+#[derive(Debug, Clone)]
+struct SelectorPlan<'e> {
+    selector: &'e Selector,
+    hints: SelectHints,
+}
+
+/// An enclosing subquery on the path from the root to a selector.
+#[derive(Debug, Clone, Copy)]
+struct SubqueryFrame {
+    offset_ms: i64,
+    range_ms: i64,
+    at: Option<i64>,
+    step_ms: i64,
+}
+
+/// Plans and loads the series of every selector in `expr`.
+///
+/// # Errors
+/// [`Error::Storage`] when the querier fails.
+pub(crate) fn load(
+    expr: &Expr,
+    context: &QueryContext,
+    queryable: &dyn Queryable,
+) -> Result<Loaded> {
+    let mut plans = Vec::new();
+    collect(expr, context, &mut Vec::new(), None, &mut plans);
+    let mut loaded = Loaded {
+        series: vec![Vec::new(); plans.len()],
+        warnings: Vec::new(),
+    };
+    if plans.is_empty() {
+        return Ok(loaded);
+    }
+    let start = plans.iter().map(|p| p.hints.start).min().unwrap_or(0);
+    let end = plans.iter().map(|p| p.hints.end).max().unwrap_or(0);
+    let querier = queryable.querier(TimeRange::new(start, end))?;
+    for plan in &plans {
+        let set = querier.select(&plan.selector.matchers, &plan.hints)?;
+        loaded.warnings.extend(set.warnings);
+        let mut series_list = Vec::with_capacity(set.series.len());
+        for mut series in set.series {
+            let mut points = Vec::new();
+            let mut next = series.samples.seek(plan.hints.start);
+            while let Some(sample) = next {
+                if sample.t > plan.hints.end {
+                    break;
+                }
+                points.push(sample);
+                next = series.samples.next();
+            }
+            series_list.push(LoadedSeries {
+                labels: series.labels,
+                points,
+            });
+        }
+        // Queriers return series sorted by labels; keep that promise even for
+        // one that does not, since result order depends on it.
+        series_list.sort_by(|a, b| a.labels.cmp(&b.labels));
+        if let Some(slot) = loaded.series.get_mut(plan.selector.id) {
+            *slot = series_list;
+        } else {
+            return Err(Error::eval("internal error: selector numbering"));
+        }
+    }
+    Ok(loaded)
+}
+
+/// The function or aggregation a selector feeds, for the select hints.
+fn collect<'e>(
+    expr: &'e Expr,
+    context: &QueryContext,
+    path: &mut Vec<SubqueryFrame>,
+    func: Option<&'static str>,
+    plans: &mut Vec<SelectorPlan<'e>>,
+) {
+    match &expr.kind {
+        ExprKind::Number(_) | ExprKind::String(_) => {}
+        ExprKind::Selector(selector) => plans.push(plan_selector(selector, 0, context, path, func)),
+        ExprKind::Range { selector, range_ms } => {
+            plans.push(plan_selector(selector, *range_ms, context, path, func))
+        }
+        ExprKind::Subquery(sq) => {
+            path.push(SubqueryFrame {
+                offset_ms: sq.offset_ms,
+                range_ms: sq.range_ms,
+                at: sq.at.map(|at| context.resolve_at(at)),
+                step_ms: sq.step_ms.unwrap_or(0),
+            });
+            collect(&sq.expr, context, path, func, plans);
+            path.pop();
+        }
+        ExprKind::Paren(inner) | ExprKind::Negate(inner) => {
+            collect(inner, context, path, func, plans)
+        }
+        ExprKind::Binary(b) => {
+            collect(&b.lhs, context, path, None, plans);
+            collect(&b.rhs, context, path, None, plans);
+        }
+        ExprKind::Aggregate(a) => {
+            if let Some(param) = &a.param {
+                collect(param, context, path, Some(a.op.name()), plans);
+            }
+            collect(&a.expr, context, path, Some(a.op.name()), plans);
+        }
+        ExprKind::Call(call) => {
+            for arg in &call.args {
+                collect(arg, context, path, Some(call.name), plans);
+            }
+        }
+    }
+}
+
+fn plan_selector<'e>(
+    selector: &'e Selector,
+    range_ms: i64,
+    context: &QueryContext,
+    path: &[SubqueryFrame],
+    func: Option<&'static str>,
+) -> SelectorPlan<'e> {
+    let (mut start, mut end) = (context.start_ms, context.end_ms);
+    let (mut subquery_offset, mut subquery_range, mut subquery_at) = (0i64, 0i64, None);
+    for frame in path {
+        subquery_offset = subquery_offset.saturating_add(frame.offset_ms);
+        subquery_range = subquery_range.saturating_add(frame.range_ms);
+        if let Some(at) = frame.at {
+            // An `@` on a subquery restarts the arithmetic from its time.
+            subquery_offset = frame.offset_ms;
+            subquery_range = frame.range_ms;
+            subquery_at = Some(at);
+        }
+    }
+    if let Some(at) = subquery_at {
+        start = at;
+        end = at;
+    }
+    if let Some(at) = selector.at {
+        let at = context.resolve_at(at);
+        start = at;
+        end = at;
+    } else {
+        start = start
+            .saturating_sub(subquery_offset)
+            .saturating_sub(subquery_range);
+        end = end.saturating_sub(subquery_offset);
+    }
+    if range_ms == 0 {
+        // Samples exactly a lookback delta old are out of reach.
+        start = start.saturating_sub(context.lookback_ms - 1);
+    } else {
+        // Range selectors are left-open.
+        start = start.saturating_sub(range_ms - 1);
+    }
+    start = start.saturating_sub(selector.offset_ms);
+    end = end.saturating_sub(selector.offset_ms);
+    let step_ms = path
+        .iter()
+        .rev()
+        .map(|f| f.step_ms)
+        .find(|&s| s > 0)
+        .unwrap_or(context.step_ms);
+    SelectorPlan {
+        selector,
+        hints: SelectHints {
+            start,
+            end,
+            step_ms,
+            range_ms,
+            func: func.map(str::to_string),
+            series_only: false,
+        },
+    }
+}
