@@ -1,6 +1,7 @@
 //! Command line: `sextant <command>`.
 
 pub mod check;
+pub mod promqltest;
 pub mod query;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run promqltest scripts (the PromQL conformance test language).
+    Promqltest(promqltest::PromqltestArgs),
 }
 
 /// Runs one command.
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Vectors { files } => run_vectors(&files),
+        Command::Promqltest(args) => promqltest::run(&args),
     }
 }
 
