@@ -843,7 +843,9 @@ impl Config {
             .collect();
         let defaults = self.global.scrape_defaults();
         for pattern in &self.scrape_config_files {
-            for path in expand_glob(pattern)? {
+            let paths = scraper::discovery::file::expand_glob(pattern)
+                .with_context(|| format!("expanding scrape_config_files pattern {pattern:?}"))?;
+            for path in paths {
                 let name = path.display().to_string();
                 let text = std::fs::read_to_string(&path)
                     .with_context(|| format!("reading scrape config file {name}"))?;
@@ -918,64 +920,6 @@ fn job_line(text: &str, job: &str) -> Option<usize> {
             value.trim_matches(|c| c == '"' || c == '\'') == job
         })
         .map(|i| i + 1)
-}
-
-/// Files matching a glob whose only wildcards (`*`, `?`) are in the last
-/// path element, sorted.
-fn expand_glob(pattern: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let path = Path::new(pattern);
-    let file_pattern = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if !file_pattern.contains(['*', '?']) {
-        return Ok(if path.exists() {
-            vec![path.to_path_buf()]
-        } else {
-            Vec::new()
-        });
-    }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-    };
-    for entry in entries {
-        let entry = entry?;
-        if let Some(name) = entry.file_name().to_str()
-            && wildcard_match(file_pattern, name)
-        {
-            out.push(dir.join(name));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Shell-style matching of `*` (any run) and `?` (one character).
-pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    let (mut p, mut n) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == name[n]) {
-            p += 1;
-            n += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            backtrack = Some((p, n));
-            p += 1;
-        } else if let Some((star, matched)) = backtrack {
-            p = star + 1;
-            n = matched + 1;
-            backtrack = Some((star, matched + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '*')
 }
 
 /// `$VAR`, `${VAR}` from `lookup` (unset: empty); `$$` is `$`.
@@ -1104,14 +1048,6 @@ mod tests {
         );
         assert_eq!(expand_env("plain", lookup), "plain");
         assert_eq!(expand_env("$-", lookup), "$-");
-    }
-
-    #[test]
-    fn wildcards_match_like_the_shell() {
-        assert!(wildcard_match("*.yml", "a.yml"));
-        assert!(wildcard_match("a?c*", "abcdef"));
-        assert!(!wildcard_match("*.yml", "a.yaml"));
-        assert!(wildcard_match("*", ""));
     }
 
     #[test]

@@ -23,7 +23,8 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 pub use http::{
-    Authorization, BasicAuth, Header, HttpClientConfig, OAuth2, Secret, TlsConfig, TlsVersion,
+    Authorization, BasicAuth, Header, HttpClientConfig, HttpClientError, OAuth2, Secret, TlsConfig,
+    TlsVersion,
 };
 pub use units::{ByteSize, format_duration, parse_duration};
 

@@ -328,6 +328,214 @@ impl HttpClientConfig {
     }
 }
 
+/// Why an HTTP client or its request headers could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("reading {path}: {source}")]
+    ReadFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {what}: {source}")]
+    Tls {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("invalid proxy_url {url:?}: {source}")]
+    Proxy {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("building the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+    #[error("invalid header {name:?}: {reason}")]
+    Header { name: String, reason: String },
+}
+
+fn read_file(path: &str) -> Result<String, HttpClientError> {
+    std::fs::read_to_string(path).map_err(|source| HttpClientError::ReadFile {
+        path: path.to_string(),
+        source,
+    })
+}
+
+/// Inline text, else the content of a file, else nothing.
+fn inline_or_file(
+    inline: Option<&str>,
+    file: Option<&str>,
+) -> Result<Option<String>, HttpClientError> {
+    match (
+        inline.filter(|s| !s.is_empty()),
+        file.filter(|s| !s.is_empty()),
+    ) {
+        (Some(text), _) => Ok(Some(text.to_string())),
+        (None, Some(path)) => read_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+fn header_value(name: &str, value: &str) -> Result<reqwest::header::HeaderValue, HttpClientError> {
+    reqwest::header::HeaderValue::from_str(value).map_err(|e| HttpClientError::Header {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl HttpClientConfig {
+    /// A client with this section's TLS, redirect, HTTP/2 and proxy settings
+    /// (`tls_config.server_name` is not supported by the HTTP stack and is
+    /// ignored). `default_enable_http2` is the section's default.
+    ///
+    /// # Errors
+    /// Unreadable or invalid certificate files, an invalid proxy URL.
+    pub fn build_client(
+        &self,
+        default_enable_http2: bool,
+    ) -> Result<reqwest::Client, HttpClientError> {
+        let mut builder = reqwest::Client::builder();
+        let tls = &self.tls_config;
+        if let Some(ca) = inline_or_file(tls.ca.as_deref(), tls.ca_file.as_deref())? {
+            let certs = reqwest::Certificate::from_pem_bundle(ca.as_bytes()).map_err(|source| {
+                HttpClientError::Tls {
+                    what: "CA certificate",
+                    source,
+                }
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let cert = inline_or_file(tls.cert.as_deref(), tls.cert_file.as_deref())?;
+        let key = inline_or_file(
+            tls.key.as_ref().map(Secret::expose),
+            tls.key_file.as_deref(),
+        )?;
+        if let (Some(cert), Some(key)) = (cert, key) {
+            let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+                .map_err(|source| HttpClientError::Tls {
+                    what: "client certificate or key",
+                    source,
+                })?;
+            builder = builder.identity(identity);
+        }
+        if tls.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let version = |v: TlsVersion| match v {
+            TlsVersion::Tls10 => reqwest::tls::Version::TLS_1_0,
+            TlsVersion::Tls11 => reqwest::tls::Version::TLS_1_1,
+            TlsVersion::Tls12 => reqwest::tls::Version::TLS_1_2,
+            TlsVersion::Tls13 => reqwest::tls::Version::TLS_1_3,
+        };
+        if let Some(min) = tls.min_version {
+            builder = builder.min_tls_version(version(min));
+        }
+        if let Some(max) = tls.max_version {
+            builder = builder.max_tls_version(version(max));
+        }
+        builder = builder.redirect(if self.follow_redirects.unwrap_or(true) {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        });
+        if !self.enable_http2.unwrap_or(default_enable_http2) {
+            builder = builder.http1_only();
+        }
+        match self.proxy_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => {
+                let proxy = reqwest::Proxy::all(url).map_err(|source| HttpClientError::Proxy {
+                    url: url.to_string(),
+                    source,
+                })?;
+                builder = builder.proxy(proxy);
+            }
+            None if !self.proxy_from_environment => builder = builder.no_proxy(),
+            None => {}
+        }
+        builder.build().map_err(HttpClientError::Build)
+    }
+
+    /// The `Authorization` header and `http_headers` of a request, with
+    /// credential files read now (so rotated secrets are picked up, as
+    /// Prometheus re-reads them per request).
+    ///
+    /// # Errors
+    /// An unreadable credentials file or a value that is not a valid header.
+    pub fn request_headers(&self) -> Result<reqwest::header::HeaderMap, HttpClientError> {
+        use reqwest::header::{AUTHORIZATION, HeaderName};
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(basic) = &self.basic_auth {
+            let username = match basic.username_file.as_deref().filter(|f| !f.is_empty()) {
+                Some(path) => read_file(path)?.trim().to_string(),
+                None => basic.username.clone(),
+            };
+            let password = inline_or_file(
+                basic.password.as_ref().map(Secret::expose),
+                basic.password_file.as_deref(),
+            )?
+            .map(|p| p.trim().to_string())
+            .unwrap_or_default();
+            let encoded = base64_encode(format!("{username}:{password}").as_bytes());
+            headers.insert(
+                AUTHORIZATION,
+                header_value("Authorization", &format!("Basic {encoded}"))?,
+            );
+        } else if let Some(auth) = self.effective_authorization() {
+            let credentials = inline_or_file(
+                auth.credentials.as_ref().map(Secret::expose),
+                auth.credentials_file.as_deref(),
+            )?
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+            headers.insert(
+                AUTHORIZATION,
+                header_value("Authorization", &format!("{} {credentials}", auth.kind))?,
+            );
+        }
+        for (name, header) in &self.http_headers {
+            let header_name =
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| HttpClientError::Header {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            let mut values: Vec<String> = header.values.clone();
+            values.extend(header.secrets.iter().map(|s| s.expose().to_string()));
+            for file in &header.files {
+                values.push(read_file(file)?.trim().to_string());
+            }
+            for value in values {
+                headers.append(header_name.clone(), header_value(name, &value)?);
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// Standard base64 with padding, for the `Basic` authorization header.
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn validate_tls(tls: &TlsConfig) -> Result<(), String> {
     let count = |flags: &[bool]| flags.iter().filter(|f| **f).count();
     let set = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
@@ -549,6 +757,58 @@ mod tests {
             Err(r#"setting header "User-Agent" is not allowed"#),
         );
         check("http_headers: {X-Tenant: {values: [a]}}", Ok(()));
+    }
+
+    #[test]
+    fn request_headers_carry_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "from-file\n").unwrap();
+        let config = HttpClientConfig {
+            authorization: Some(Authorization {
+                credentials_file: Some(token.display().to_string()),
+                ..Authorization::default()
+            }),
+            http_headers: [(
+                "X-Tenant".to_string(),
+                Header {
+                    values: vec!["a".into()],
+                    ..Header::default()
+                },
+            )]
+            .into(),
+            ..HttpClientConfig::default()
+        };
+        let headers = config.request_headers().unwrap();
+        assert_eq!(headers["authorization"], "Bearer from-file");
+        assert_eq!(headers["x-tenant"], "a");
+        let basic = HttpClientConfig {
+            basic_auth: Some(BasicAuth {
+                username: "Aladdin".into(),
+                password: Some(Secret("open sesame".into())),
+                ..BasicAuth::default()
+            }),
+            ..HttpClientConfig::default()
+        };
+        // The example of RFC 7617.
+        assert_eq!(
+            basic.request_headers().unwrap()["authorization"],
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_encode(b"a"), "YQ==");
+        assert!(basic.build_client(true).is_ok());
+        let missing = HttpClientConfig {
+            tls_config: TlsConfig {
+                ca_file: Some("/nonexistent/ca.pem".into()),
+                ..TlsConfig::default()
+            },
+            ..HttpClientConfig::default()
+        };
+        assert!(matches!(
+            missing.build_client(true),
+            Err(HttpClientError::ReadFile { .. })
+        ));
     }
 
     #[test]
