@@ -512,3 +512,18 @@ fn replay_maps_a_recreated_series_to_one_head_series() {
         .unwrap();
     assert_eq!(r.get(), 6);
 }
+
+#[test]
+fn interned_comparison_orders_like_labels_ord() {
+    use proptest::prelude::*;
+    let pair = ("[ab]{1,2}", "[ab]{1,2}");
+    proptest!(|(a in proptest::collection::vec(pair, 0..4), b in proptest::collection::vec(pair, 0..4))| {
+        let mut index = index::MemIndex::default();
+        let a = index.intern(&Labels::from_pairs(&a));
+        let b = index.intern(&Labels::from_pairs(&b));
+        prop_assert_eq!(cmp_interned(&a, &b), a.cmp(&b));
+        // Not interned (distinct allocations) compares the same.
+        let a2 = Labels::from_pairs(&a.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect::<Vec<_>>());
+        prop_assert_eq!(cmp_interned(&a2, &b), a2.cmp(&b));
+    });
+}
