@@ -2,9 +2,9 @@
 //! sample, written before a commit is acknowledged, so that a restart
 //! rebuilds the head.
 //!
-//! On-disk format: `tsdb/docs/format/wal.md` (segments in `<dir>/wal/`,
-//! length-framed records with a CRC32C each, checkpoints). The golden test
-//! `tsdb/tests/format.rs` pins it.
+//! On-disk format: [`tsdb/docs/format/wal.md`](../../docs/format/wal.md)
+//! (segments in `<dir>/wal/`, length-framed records with a CRC32C each,
+//! checkpoints), pinned by the golden log in `tsdb/tests/wal_format.rs`.
 //!
 //! - [`Wal::open`] replays the latest checkpoint and the segments after it,
 //!   in order. Damage (a torn tail after a crash, a corrupted record) ends
