@@ -11,9 +11,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tsdb::head::{Head, HeadOptions};
 use tsdb::model::{Labels, Sample};
 use tsdb::promql::Engine;
-use tsdb::promql::promqltest::MemStorage;
 use tsdb::storage::Appendable;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -23,8 +23,8 @@ const INSTANCES: usize = 100;
 const BUCKETS: [&str; 6] = ["0.05", "0.1", "0.25", "0.5", "1", "+Inf"];
 
 /// 1000 counters and 1000 × 6 bucket counters, one hour of 15 s samples.
-fn seeded_storage() -> MemStorage {
-    let storage = MemStorage::new();
+fn seeded_storage() -> Head {
+    let storage = Head::new(HeadOptions::default());
     let mut rng = StdRng::seed_from_u64(42);
     let mut appender = storage.appender();
     for job in 0..JOBS {

@@ -14,7 +14,6 @@
 //! Used by `tsdb/tests/promql.rs` and by `sextant promqltest`.
 
 mod script;
-mod storage;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -22,9 +21,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use script::{Command, Eval, EvalTime, Expected, MessageMatch, SeriesDescription, Slot};
-pub use storage::MemStorage;
 
 use super::{Engine, EngineOptions, QueryResult, Value};
+use crate::head::{Head, HeadOptions};
 use crate::model::{Labels, STALE_NAN, Sample, is_stale_nan};
 use crate::storage::Appendable;
 
@@ -211,7 +210,8 @@ pub fn run_file(path: &Path, name: &str, skips: &SkipList) -> std::io::Result<Fi
 /// Runs a script against a fresh in-memory storage.
 pub fn run_script(name: &str, script: &str, skips: &SkipList) -> FileReport {
     let engine = test_engine();
-    let storage = MemStorage::new();
+    // A pure in-memory head, replaced on `clear`.
+    let mut storage = Head::new(HeadOptions::default());
     let mut report = FileReport {
         name: name.to_string(),
         evals: Vec::new(),
@@ -220,7 +220,7 @@ pub fn run_script(name: &str, script: &str, skips: &SkipList) -> FileReport {
     for command in script::parse_script(script) {
         let (line, expr, outcome, native_histograms) = match command {
             Command::Clear => {
-                storage.clear();
+                storage = Head::new(HeadOptions::default());
                 histogram_names.clear();
                 continue;
             }
@@ -312,7 +312,7 @@ fn mentions_any(expr: &str, names: &HashSet<String>) -> bool {
     false
 }
 
-fn load(storage: &MemStorage, series: &[SeriesDescription], step_ms: i64) -> Result<(), String> {
+fn load(storage: &Head, series: &[SeriesDescription], step_ms: i64) -> Result<(), String> {
     let mut appender = storage.appender();
     for description in series {
         for (k, slot) in description.slots.iter().enumerate() {
@@ -332,7 +332,7 @@ fn load(storage: &MemStorage, series: &[SeriesDescription], step_ms: i64) -> Res
     appender.commit().map_err(|e| e.to_string())
 }
 
-fn run_eval(engine: &Engine, storage: &MemStorage, eval: &Eval) -> Result<(), String> {
+fn run_eval(engine: &Engine, storage: &Head, eval: &Eval) -> Result<(), String> {
     let result = match eval.time {
         EvalTime::Instant { at_ms } => engine
             .instant_query(&eval.expr, at_ms)
@@ -604,7 +604,7 @@ fn compare_matrix(
 /// runner does, and checks the point at the eval time.
 fn cross_check_as_range(
     engine: &Engine,
-    storage: &MemStorage,
+    storage: &Head,
     eval: &Eval,
     at_ms: i64,
 ) -> Result<(), String> {
