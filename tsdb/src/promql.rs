@@ -242,3 +242,181 @@ impl Query {
 fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::{Head, HeadOptions};
+    use crate::model::{Labels, Sample as ModelSample};
+    use crate::storage::Appendable;
+
+    /// `up{job="a"}` and `up{job="b"}`, one sample a minute for ten minutes.
+    fn storage() -> Head {
+        let head = Head::new(HeadOptions::default());
+        let mut appender = head.appender();
+        for job in ["a", "b"] {
+            let labels = Labels::from_pairs(&[("__name__", "up"), ("job", job)]);
+            for i in 0..=10 {
+                appender
+                    .append(None, &labels, ModelSample::new(i * 60_000, i as f64))
+                    .unwrap();
+            }
+        }
+        appender.commit().unwrap();
+        head
+    }
+
+    #[test]
+    fn instant_queries_return_vectors_scalars_and_strings() {
+        let head = storage();
+        let engine = Engine::default();
+        let result = engine
+            .instant_query("up", 300_000)
+            .unwrap()
+            .exec(&head)
+            .unwrap();
+        let Value::Vector(vector) = result.value else {
+            panic!("not a vector: {:?}", result.value)
+        };
+        assert_eq!(vector.len(), 2);
+        assert_eq!((vector[0].t, vector[0].v), (300_000, 5.0));
+        assert_eq!(vector[0].labels.get("job"), Some("a"));
+        let scalar = engine
+            .instant_query("1 + 2", 0)
+            .unwrap()
+            .exec(&head)
+            .unwrap();
+        assert_eq!(scalar.value, Value::Scalar(Scalar { t: 0, v: 3.0 }));
+        let string = engine
+            .instant_query(r#""x""#, 5)
+            .unwrap()
+            .exec(&head)
+            .unwrap();
+        assert_eq!(
+            string.value,
+            Value::String(StringValue {
+                t: 5,
+                v: "x".to_string()
+            })
+        );
+        let matrix = engine
+            .instant_query("up[2m]", 600_000)
+            .unwrap()
+            .exec(&head)
+            .unwrap();
+        let Value::Matrix(matrix) = matrix.value else {
+            panic!("not a matrix")
+        };
+        assert_eq!(matrix[0].points.len(), 2);
+    }
+
+    #[test]
+    fn range_queries_return_sorted_matrices() {
+        let head = storage();
+        let engine = Engine::default();
+        let query = engine
+            .range_query("-up", 0, 120_000, Duration::from_secs(60))
+            .unwrap();
+        let Value::Matrix(matrix) = query.exec(&head).unwrap().value else {
+            panic!("not a matrix")
+        };
+        assert_eq!(matrix.len(), 2);
+        assert!(matrix[0].labels < matrix[1].labels);
+        assert_eq!(matrix[0].labels.metric_name(), None);
+        let values: Vec<f64> = matrix[1].points.iter().map(|p| p.v).collect();
+        assert_eq!(values, vec![0.0, -1.0, -2.0]);
+    }
+
+    #[test]
+    fn invalid_queries_are_bad_data() {
+        let engine = Engine::default();
+        let error = engine.instant_query("sum(", 0).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::BadData);
+        let error = engine
+            .range_query("up[5m]", 0, 60_000, Duration::from_secs(15))
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::BadData);
+        assert_eq!(
+            error.to_string(),
+            "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+        );
+        let error = engine
+            .range_query("up", 0, 60_000, Duration::ZERO)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::BadData);
+    }
+
+    #[test]
+    fn sample_limit_is_an_execution_error() {
+        let head = storage();
+        let engine = Engine::new(EngineOptions {
+            max_samples: 5,
+            ..EngineOptions::default()
+        });
+        let error = engine
+            .range_query("up", 0, 600_000, Duration::from_secs(60))
+            .unwrap()
+            .exec(&head)
+            .unwrap_err();
+        assert!(matches!(error, Error::TooManySamples { .. }));
+        assert_eq!(error.kind(), ErrorKind::Execution);
+        assert_eq!(
+            error.to_string(),
+            "query processing would load too many samples into memory in expression evaluation"
+        );
+    }
+
+    #[test]
+    fn cancelled_and_timed_out_queries_stop() {
+        let head = storage();
+        let query = Engine::default().instant_query("up", 0).unwrap();
+        query.cancel_handle().cancel();
+        let error = query.exec(&head).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Canceled);
+
+        let engine = Engine::new(EngineOptions {
+            timeout: Duration::ZERO,
+            ..EngineOptions::default()
+        });
+        let error = engine
+            .instant_query("up", 0)
+            .unwrap()
+            .exec(&head)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Timeout);
+        assert!(error.to_string().starts_with("query timed out in "));
+    }
+
+    #[test]
+    fn lookback_delta_is_per_query() {
+        let head = storage();
+        // The last sample is at 10m; at 14m it is still visible with the
+        // default 5m lookback, not with 1m.
+        let mut query = Engine::default().instant_query("up", 840_000).unwrap();
+        let Value::Vector(v) = query.exec(&head).unwrap().value else {
+            panic!("not a vector")
+        };
+        assert_eq!(v.len(), 2);
+        query.set_lookback_delta(Duration::from_secs(60));
+        let Value::Vector(v) = query.exec(&head).unwrap().value else {
+            panic!("not a vector")
+        };
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn annotations_carry_positions() {
+        let head = storage();
+        let result = Engine::default()
+            .instant_query("sum(rate(up[5m]))", 600_000)
+            .unwrap()
+            .exec(&head)
+            .unwrap();
+        assert_eq!(
+            result.annotations.infos(),
+            [
+                r#"PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: "up" (1:10)"#
+            ]
+        );
+    }
+}
