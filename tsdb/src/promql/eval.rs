@@ -304,6 +304,11 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// The series loaded for selector `id`.
+    pub(crate) fn loaded(&self, id: usize) -> &'a [LoadedSeries] {
+        self.data.get(id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     pub(crate) fn take_annotations(&mut self) -> Annotations {
         std::mem::take(&mut self.annotations)
     }
@@ -447,6 +452,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Binary(binary) => super::binary::eval(self, binary, expr.pos),
             ExprKind::Aggregate(aggregate) => super::aggregate::eval(self, aggregate),
             ExprKind::Call(call) => super::functions::eval(self, call, expr.pos),
+            ExprKind::Info(info) => super::functions::info::eval(self, info),
         }
     }
 

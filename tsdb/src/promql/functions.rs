@@ -7,6 +7,7 @@
 //!   `absent`, `scalar`, `sort`) or at labels ([`labels`], [`histogram`]).
 
 mod histogram;
+pub(crate) mod info;
 mod labels;
 mod math;
 mod over_time;

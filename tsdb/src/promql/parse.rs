@@ -64,6 +64,8 @@ pub(crate) enum ExprKind {
     Binary(Box<Binary>),
     Aggregate(Box<Aggregate>),
     Call(Call),
+    /// `info(expr, {data label selector})`.
+    Info(Box<Info>),
 }
 
 /// Which time an `@` modifier pins the evaluation to.
@@ -220,6 +222,21 @@ pub(crate) struct Aggregate {
     pub without: bool,
 }
 
+/// `info()`: enriches series with the data labels of info metrics (by
+/// default `target_info`) that share their identifying labels.
+#[derive(Debug, Clone)]
+pub(crate) struct Info {
+    pub expr: Expr,
+    /// The matchers on data labels of the second argument.
+    pub data_matchers: Vec<Matcher>,
+    /// The matchers on the info metrics' names: `__name__="target_info"`
+    /// without any in the selector, plus `__name__=~".+_info"` when every
+    /// given one also matches an empty name.
+    pub name_matchers: Vec<Matcher>,
+    /// Selects the candidate info series: data and name matchers.
+    pub info_selector: Selector,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Call {
     pub name: &'static str,
@@ -232,7 +249,7 @@ impl Expr {
         match &self.kind {
             ExprKind::Number(_) => ValueType::Scalar,
             ExprKind::String(_) => ValueType::String,
-            ExprKind::Selector(_) | ExprKind::Aggregate(_) => ValueType::Vector,
+            ExprKind::Selector(_) | ExprKind::Aggregate(_) | ExprKind::Info(_) => ValueType::Vector,
             ExprKind::Range { .. } | ExprKind::Subquery(_) => ValueType::Matrix,
             ExprKind::Paren(inner) | ExprKind::Negate(inner) => inner.value_type(),
             ExprKind::Binary(b) => {
@@ -307,35 +324,91 @@ impl Converter {
         Ok(Expr { kind, pos: 0 })
     }
 
+    fn info(&mut self, c: pp::Call) -> Result<ExprKind> {
+        let mut args = c.args.args.into_iter();
+        let Some(first) = args.next() else {
+            return Err(Error::parse(
+                "expected at least 1 argument(s) in call to \"info\", got 0",
+            ));
+        };
+        let expr = self.convert(*first)?;
+        let selector_matchers = match args.next().map(|a| *a) {
+            Some(pp::Expr::VectorSelector(vs)) => matchers(vs)?,
+            Some(_) => {
+                return Err(Error::parse(
+                    "expected label selectors as the second argument to \"info\" function",
+                ));
+            }
+            None => Vec::new(),
+        };
+        let (mut name_matchers, data_matchers): (Vec<Matcher>, Vec<Matcher>) = selector_matchers
+            .into_iter()
+            .partition(|m| m.name() == METRIC_NAME);
+        if name_matchers.is_empty() {
+            name_matchers.push(Matcher::equal(METRIC_NAME, "target_info"));
+        } else if name_matchers.iter().all(Matcher::matches_empty) {
+            let info_names = Matcher::new(MatchOp::RegexMatch, METRIC_NAME, ".+_info")
+                .map_err(|e| Error::parse(e.to_string()))?;
+            name_matchers.push(info_names);
+        }
+        let info_matchers = name_matchers
+            .iter()
+            .chain(&data_matchers)
+            .cloned()
+            .collect();
+        let id = self.next_selector;
+        self.next_selector += 1;
+        Ok(ExprKind::Info(Box::new(Info {
+            expr,
+            data_matchers,
+            name_matchers,
+            info_selector: Selector {
+                id,
+                matchers: info_matchers,
+                offset_ms: 0,
+                at: None,
+            },
+        })))
+    }
+
     fn selector(&mut self, vs: pp::VectorSelector) -> Result<Selector> {
-        if !vs.matchers.or_matchers.is_empty() {
-            return Err(Error::parse("'or' in label matchers is not supported"));
-        }
-        let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
-        if let Some(name) = vs.name {
-            matchers.push(Matcher::equal(METRIC_NAME, name));
-        }
-        for m in vs.matchers.matchers {
-            let op = match m.op {
-                ParserMatchOp::Equal => MatchOp::Equal,
-                ParserMatchOp::NotEqual => MatchOp::NotEqual,
-                ParserMatchOp::Re(_) => MatchOp::RegexMatch,
-                ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
-            };
-            let matcher =
-                Matcher::new(op, m.name, m.value).map_err(|e| Error::parse(e.to_string()))?;
-            matchers.push(matcher);
-        }
+        let offset_ms = offset_ms(vs.offset.as_ref());
+        let at = vs.at.as_ref().map(at_modifier);
+        let matchers = matchers(vs)?;
         let id = self.next_selector;
         self.next_selector += 1;
         Ok(Selector {
             id,
             matchers,
-            offset_ms: offset_ms(vs.offset.as_ref()),
-            at: vs.at.as_ref().map(at_modifier),
+            offset_ms,
+            at,
         })
     }
+}
 
+/// The matchers of a selector, the metric name first.
+fn matchers(vs: pp::VectorSelector) -> Result<Vec<Matcher>> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(Error::parse("'or' in label matchers is not supported"));
+    }
+    let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = vs.name {
+        matchers.push(Matcher::equal(METRIC_NAME, name));
+    }
+    for m in vs.matchers.matchers {
+        let op = match m.op {
+            ParserMatchOp::Equal => MatchOp::Equal,
+            ParserMatchOp::NotEqual => MatchOp::NotEqual,
+            ParserMatchOp::Re(_) => MatchOp::RegexMatch,
+            ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+        };
+        let matcher = Matcher::new(op, m.name, m.value).map_err(|e| Error::parse(e.to_string()))?;
+        matchers.push(matcher);
+    }
+    Ok(matchers)
+}
+
+impl Converter {
     fn binary(&mut self, b: pp::BinaryExpr) -> Result<ExprKind> {
         let op = match b.op.id() {
             T_ADD => BinOp::Add,
@@ -462,6 +535,9 @@ impl Converter {
 
     fn call(&mut self, c: pp::Call) -> Result<ExprKind> {
         let name = c.func.name;
+        if name == "info" {
+            return self.info(c);
+        }
         let return_type = match c.func.return_type {
             ParserValueType::Scalar => ValueType::Scalar,
             ParserValueType::String => ValueType::String,
@@ -765,6 +841,18 @@ impl<'a> Locator<'a> {
                 self.expect(b')');
                 self.grouping_clause();
             }
+            ExprKind::Info(info) => {
+                self.word();
+                self.expect(b'(');
+                self.locate(&mut info.expr);
+                self.skip_ws();
+                if self.peek() == Some(b',') {
+                    self.cursor += 1;
+                    self.skip_ws();
+                    self.selector_head();
+                }
+                self.expect(b')');
+            }
             ExprKind::Call(call) => {
                 self.word();
                 self.expect(b'(');
@@ -815,6 +903,7 @@ mod tests {
                     walk(&a.expr, out);
                 }
                 ExprKind::Call(c) => c.args.iter().for_each(|a| walk(a, out)),
+                ExprKind::Info(i) => walk(&i.expr, out),
                 _ => {}
             }
         }

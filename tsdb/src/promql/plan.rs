@@ -4,9 +4,9 @@
 //! all of them is opened, and each selector's series are loaded into memory.
 
 use super::error::{Error, Result};
-use super::parse::{At, Expr, ExprKind, Selector};
+use super::parse::{At, Expr, ExprKind, Selector, Subquery};
 use super::value::Point;
-use crate::model::{Labels, TimeRange};
+use crate::model::{Labels, Matcher, TimeRange};
 use crate::storage::{Queryable, SelectHints};
 
 /// The times of the top-level query.
@@ -49,7 +49,8 @@ pub(crate) struct Loaded {
 /// What one selector needs.
 #[derive(Debug, Clone)]
 struct SelectorPlan<'e> {
-    selector: &'e Selector,
+    id: usize,
+    matchers: &'e [Matcher],
     hints: SelectHints,
 }
 
@@ -84,7 +85,7 @@ pub(crate) fn load(
     let end = plans.iter().map(|p| p.hints.end).max().unwrap_or(0);
     let querier = queryable.querier(TimeRange::new(start, end))?;
     for plan in &plans {
-        let set = querier.select(&plan.selector.matchers, &plan.hints)?;
+        let set = querier.select(plan.matchers, &plan.hints)?;
         loaded.warnings.extend(set.warnings);
         let mut series_list = Vec::with_capacity(set.series.len());
         for mut series in set.series {
@@ -105,7 +106,7 @@ pub(crate) fn load(
         // Queriers return series sorted by labels; keep that promise even for
         // one that does not, since result order depends on it.
         series_list.sort_by(|a, b| a.labels.cmp(&b.labels));
-        if let Some(slot) = loaded.series.get_mut(plan.selector.id) {
+        if let Some(slot) = loaded.series.get_mut(plan.id) {
             *slot = series_list;
         } else {
             return Err(Error::eval("internal error: selector numbering"));
@@ -124,9 +125,47 @@ fn collect<'e>(
 ) {
     match &expr.kind {
         ExprKind::Number(_) | ExprKind::String(_) => {}
-        ExprKind::Selector(selector) => plans.push(plan_selector(selector, 0, context, path, func)),
-        ExprKind::Range { selector, range_ms } => {
-            plans.push(plan_selector(selector, *range_ms, context, path, func))
+        ExprKind::Selector(selector) => plans.push(plan_selector(
+            selector,
+            &selector.matchers,
+            0,
+            context,
+            path,
+            func,
+        )),
+        ExprKind::Range { selector, range_ms } => plans.push(plan_selector(
+            selector,
+            &selector.matchers,
+            *range_ms,
+            context,
+            path,
+            func,
+        )),
+        ExprKind::Info(info) => {
+            collect(&info.expr, context, path, func, plans);
+            // The info series are read at the reference time of the first
+            // selector of the argument: through its subqueries' `@` and
+            // offsets (not their ranges) and its own `@` and offset.
+            let mut info_path = path.clone();
+            let mut selector = info.info_selector.clone();
+            if let Some((subqueries, first)) = first_selector(&info.expr) {
+                info_path.extend(subqueries.iter().map(|sq| SubqueryFrame {
+                    offset_ms: sq.offset_ms,
+                    range_ms: 0,
+                    at: sq.at.map(|at| context.resolve_at(at)),
+                    step_ms: sq.step_ms.unwrap_or(0),
+                }));
+                selector.offset_ms = first.offset_ms;
+                selector.at = first.at;
+            }
+            plans.push(plan_selector(
+                &selector,
+                &info.info_selector.matchers,
+                0,
+                context,
+                &info_path,
+                Some("info"),
+            ));
         }
         ExprKind::Subquery(sq) => {
             path.push(SubqueryFrame {
@@ -159,8 +198,31 @@ fn collect<'e>(
     }
 }
 
+/// The first selector of `expr` in source order and the subqueries
+/// enclosing it, outermost first.
+pub(crate) fn first_selector(expr: &Expr) -> Option<(Vec<&Subquery>, &Selector)> {
+    match &expr.kind {
+        ExprKind::Number(_) | ExprKind::String(_) => None,
+        ExprKind::Selector(selector) | ExprKind::Range { selector, .. } => {
+            Some((Vec::new(), selector))
+        }
+        ExprKind::Subquery(sq) => first_selector(&sq.expr).map(|(mut path, selector)| {
+            path.insert(0, sq.as_ref());
+            (path, selector)
+        }),
+        ExprKind::Paren(inner) | ExprKind::Negate(inner) => first_selector(inner),
+        ExprKind::Binary(b) => first_selector(&b.lhs).or_else(|| first_selector(&b.rhs)),
+        ExprKind::Aggregate(a) => {
+            first_selector(&a.expr).or_else(|| a.param.as_ref().and_then(first_selector))
+        }
+        ExprKind::Call(call) => call.args.iter().find_map(first_selector),
+        ExprKind::Info(info) => first_selector(&info.expr),
+    }
+}
+
 fn plan_selector<'e>(
-    selector: &'e Selector,
+    selector: &Selector,
+    matchers: &'e [Matcher],
     range_ms: i64,
     context: &QueryContext,
     path: &[SubqueryFrame],
@@ -208,7 +270,8 @@ fn plan_selector<'e>(
         .find(|&s| s > 0)
         .unwrap_or(context.step_ms);
     SelectorPlan {
-        selector,
+        id: selector.id,
+        matchers,
         hints: SelectHints {
             start,
             end,
