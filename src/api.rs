@@ -16,7 +16,6 @@ mod series;
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -25,51 +24,31 @@ use axum::routing::get;
 use tsdb::clock::Clock;
 use tsdb::storage::Queryable;
 
+use crate::backend::LocalBackend;
+
 pub use error::{ApiError, ErrorType};
 use json::Envelope;
 pub use status::ServerInfo;
 
-/// Knobs of the API, with Prometheus's defaults in [`ApiOptions::default`].
-#[derive(Debug, Clone)]
-pub struct ApiOptions {
-    /// The longest a query may run (`--query.timeout`, 2 m); a `timeout`
-    /// parameter can only shorten it.
-    pub query_timeout: Duration,
-    /// Queries evaluated at once (`--query.max-concurrency`, 20); the rest
-    /// wait for a slot.
-    pub max_concurrent_queries: usize,
-}
-
-impl Default for ApiOptions {
-    fn default() -> Self {
-        ApiOptions {
-            query_timeout: Duration::from_secs(120),
-            max_concurrent_queries: 20,
-        }
-    }
-}
-
 /// What the handlers share.
 pub struct Api {
-    pub storage: Arc<dyn Queryable>,
+    /// Runs queries; also holds the storage the metadata endpoints read.
+    pub backend: Arc<LocalBackend>,
     pub info: Arc<ServerInfo>,
     pub clock: Arc<dyn Clock>,
-    pub options: ApiOptions,
 }
 
 impl Api {
-    pub fn new(
-        storage: Arc<dyn Queryable>,
-        info: Arc<ServerInfo>,
-        clock: Arc<dyn Clock>,
-        options: ApiOptions,
-    ) -> Self {
+    pub fn new(backend: Arc<LocalBackend>, info: Arc<ServerInfo>, clock: Arc<dyn Clock>) -> Self {
         Api {
-            storage,
+            backend,
             info,
             clock,
-            options,
         }
+    }
+
+    fn storage(&self) -> Arc<dyn Queryable> {
+        Arc::clone(self.backend.storage())
     }
 
     /// Runs synchronous storage work on the blocking pool.
@@ -86,6 +65,11 @@ impl Api {
 /// The routes under `/api/v1`.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
         .route("/api/v1/series", get(series::series).post(series::series))
         .route("/api/v1/labels", get(series::labels).post(series::labels))
         .route("/api/v1/label/{name}/values", get(series::label_values))

@@ -2,6 +2,7 @@
 //! the command line. Nothing depends on this package.
 
 pub mod api;
+pub mod backend;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,20 +1,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The HTTP surface over real HTTP on 127.0.0.1, against an in-memory
-//! storage double: every endpoint that needs only `Queryable`, the error
-//! envelope, lifecycle endpoints and `/metrics`.
+//! The HTTP surface over real HTTP on 127.0.0.1, with the real engine over
+//! an in-memory storage double: every API endpoint and error case, the
+//! lifecycle endpoints and `/metrics`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use expect_test::{Expect, ExpectFile, expect, expect_file};
-use sextant::api::{Api, ApiOptions, ServerInfo};
+use sextant::api::{Api, ServerInfo};
+use sextant::backend::LocalBackend;
 use sextant::metrics::Registry;
 use sextant::server::http::{self, Lifecycle, ReloadRequest};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tsdb::clock::ManualClock;
 use tsdb::model::{Labels, Matcher, Sample, TimeRange};
+use tsdb::promql::EngineOptions;
 use tsdb::storage::{Querier, Queryable, SelectHints, Series, SeriesSet};
 
 /// Series in memory; `select` filters by matchers and time.
@@ -131,12 +133,8 @@ async fn start() -> TestServer {
         "15d".into(),
         "global:\n  scrape_interval: 15s\n".into(),
     ));
-    let api = Arc::new(Api::new(
-        Arc::new(storage()),
-        info,
-        clock,
-        ApiOptions::default(),
-    ));
+    let backend = LocalBackend::new(Arc::new(storage()), EngineOptions::default(), 4);
+    let api = Arc::new(Api::new(Arc::new(backend), info, clock));
     let (reload_tx, reloads) = mpsc::channel(1);
     let registry = Arc::new(Registry::new());
     let lifecycle = Arc::new(Lifecycle::new(registry, reload_tx));
@@ -247,7 +245,7 @@ async fn series() {
             .await,
         400,
         expect![[
-            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": cannot parse \"yesterday\" to a valid timestamp"}"#
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": Invalid time value for 'start': cannot parse \"yesterday\" to a valid timestamp"}"#
         ]],
     );
     check(
@@ -257,6 +255,184 @@ async fn series() {
             r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"limit\": limit must be non-negative"}"#
         ]],
     );
+}
+
+#[tokio::test]
+async fn instant_queries() {
+    let server = start().await;
+    // Samples every 15 s from T0 to T0+135 s; the server's now is T0+150 s.
+    check_file(
+        server.get("/api/v1/query?query=up{job=%22node%22}").await,
+        200,
+        expect_file!["data/http_api/query_vector.json"],
+    );
+    check(
+        server
+            .post_form(
+                "/api/v1/query",
+                &[("query", "sum by (job) (up) / 3"), ("time", "1700000015.5")],
+            )
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"node"},"value":[1700000015.500,"0.6666666666666666"]},{"metric":{"job":"sextant"},"value":[1700000015.500,"0.3333333333333333"]}]}}"#
+        ]],
+    );
+    check(
+        server
+            .get("/api/v1/query?query=1e-7&time=1700000000.001")
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000.001,"0.0000001"]}}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/query?query=%22hi%22&time=2").await,
+        200,
+        expect![[r#"{"status":"success","data":{"resultType":"string","result":[2,"hi"]}}"#]],
+    );
+    check(
+        server
+            .get("/api/v1/query?query=vector(1e21)%20or%20vector(-1e-7)&time=2")
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[2,"1e+21"]}]}}"#
+        ]],
+    );
+    check(
+        server
+            .get("/api/v1/query?query=up[30s]&time=1700000030")
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up","instance":"a:9100","job":"node"},"values":[[1700000015,"1"],[1700000030,"2"]]},{"metric":{"__name__":"up","instance":"b:9100","job":"node"},"values":[[1700000015,"1"],[1700000030,"2"]]},{"metric":{"__name__":"up","instance":"localhost:9090","job":"sextant"},"values":[[1700000015,"1"],[1700000030,"2"]]}]}}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/query?query=up&limit=1").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"up","instance":"a:9100","job":"node"},"value":[1700000150,"9"]}]},"warnings":["results truncated due to limit"]}"#
+        ]],
+    );
+    let (status, body) = server.get("/api/v1/query?query=up&stats=all").await;
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        body["data"]["stats"]["timings"]["execTotalTime"].is_f64(),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn range_queries() {
+    let server = start().await;
+    check_file(
+        server
+            .post_form(
+                "/api/v1/query_range",
+                &[
+                    ("query", "sum(up)"),
+                    ("start", "1700000000"),
+                    ("end", "2023-11-14T22:14:20Z"),
+                    ("step", "30s"),
+                ],
+            )
+            .await,
+        200,
+        expect_file!["data/http_api/query_range.json"],
+    );
+    check(
+        server
+            .get("/api/v1/query_range?query=time()&start=0&end=1&step=0.5")
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[0,"0"],[0.500,"0.5"],[1,"1"]]}]}}"#
+        ]],
+    );
+}
+
+#[tokio::test]
+async fn query_errors() {
+    let server = start().await;
+    let cases: [(&str, u16, Expect); 10] = [
+        (
+            "/api/v1/query?query=sum(up",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:7: parse error: unclosed left parenthesis"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:1: parse error: no expression found in input"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query?query=up&time=noon",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"time\": Invalid time value for 'time': cannot parse \"noon\" to a valid timestamp"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query?query=up*on(job)up",
+            422,
+            expect![[
+                r#"{"status":"error","errorType":"execution","error":"found duplicate series for the match group {job=\"node\"} on the right hand-side of the operation: [{__name__=\"up\", instance=\"a:9100\", job=\"node\"}, {__name__=\"up\", instance=\"b:9100\", job=\"node\"}];many-to-many matching not allowed: matching labels must be unique on one side"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query?query=up&timeout=0",
+            503,
+            expect![[
+                r#"{"status":"error","errorType":"timeout","error":"query timed out in query preparation"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query_range?query=up&start=10&end=0&step=1",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"end timestamp must not be before start time"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=10&step=-1",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"zero or negative query resolution step widths are not accepted. Try a positive integer"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query_range?query=up&start=0&end=100000&step=1",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query_range?query=up[5m]&start=0&end=10&step=1",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"}"#
+            ]],
+        ),
+        (
+            "/api/v1/query_range?query=up&end=10&step=1",
+            400,
+            expect![[
+                r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": cannot parse \"\" to a valid timestamp"}"#
+            ]],
+        ),
+    ];
+    for (path, status, body) in cases {
+        check(server.get(path).await, status, body);
+    }
 }
 
 #[tokio::test]

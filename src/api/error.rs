@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tsdb::promql::ErrorKind;
 
 use super::json::Envelope;
 
@@ -52,18 +53,12 @@ pub enum ApiError {
     /// A missing or invalid parameter, or a query that does not parse.
     #[error("{0}")]
     BadData(String),
-    /// The query failed while being evaluated.
-    #[error("{0}")]
-    Execution(String),
-    /// The query ran past its deadline.
-    #[error("query timed out in {0}")]
-    Timeout(&'static str),
-    /// The client went away or the server is shutting down.
-    #[error("query was canceled in {0}")]
-    Canceled(&'static str),
     /// Reading storage failed.
     #[error("{0}")]
     Storage(#[from] tsdb::Error),
+    /// The query engine failed; its kind decides the error type.
+    #[error("{0}")]
+    Query(#[from] tsdb::promql::Error),
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -82,11 +77,15 @@ impl ApiError {
     pub fn error_type(&self) -> ErrorType {
         match self {
             ApiError::BadData(_) => ErrorType::BadData,
-            ApiError::Execution(_) => ErrorType::Execution,
-            ApiError::Timeout(_) => ErrorType::Timeout,
-            ApiError::Canceled(_) => ErrorType::Canceled,
             ApiError::Storage(_) | ApiError::Internal(_) => ErrorType::Internal,
             ApiError::NotFound(_) => ErrorType::NotFound,
+            ApiError::Query(error) => match error.kind() {
+                ErrorKind::BadData => ErrorType::BadData,
+                ErrorKind::Execution => ErrorType::Execution,
+                ErrorKind::Timeout => ErrorType::Timeout,
+                ErrorKind::Canceled => ErrorType::Canceled,
+                ErrorKind::Internal => ErrorType::Internal,
+            },
         }
     }
 }
@@ -103,15 +102,43 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use tsdb::promql::Error;
+
     use super::*;
 
     #[test]
     fn maps_failures_to_prometheus_statuses() {
         let cases = [
             (ApiError::BadData("x".into()), "bad_data", 400),
-            (ApiError::Execution("x".into()), "execution", 422),
-            (ApiError::Timeout("query execution"), "timeout", 503),
-            (ApiError::Canceled("query execution"), "canceled", 499),
+            (
+                ApiError::Query(Error::Evaluation {
+                    message: "x".into(),
+                }),
+                "execution",
+                422,
+            ),
+            (
+                ApiError::Query(Error::TooManySamples { phase: "x" }),
+                "execution",
+                422,
+            ),
+            (
+                ApiError::Query(Error::Timeout { phase: "x" }),
+                "timeout",
+                503,
+            ),
+            (
+                ApiError::Query(Error::Canceled { phase: "x" }),
+                "canceled",
+                499,
+            ),
+            (
+                ApiError::Query(Error::Parse {
+                    message: "x".into(),
+                }),
+                "bad_data",
+                400,
+            ),
             (ApiError::Internal("x".into()), "internal", 500),
             (ApiError::NotFound("x".into()), "not_found", 404),
         ];

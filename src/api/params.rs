@@ -86,11 +86,14 @@ impl Params {
             .collect()
     }
 
-    /// A time parameter in milliseconds, `default` when absent.
+    /// An optional time parameter in milliseconds, `default` when absent.
     pub fn time(&self, name: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(name) {
             "" => Ok(default),
-            s => parse_time(s).map_err(|e| ApiError::invalid_param(name, e)),
+            // Prometheus's `parseTimeParam` wording, redundancy included.
+            s => parse_time(s).map_err(|e| {
+                ApiError::invalid_param(name, format!("Invalid time value for '{name}': {e}"))
+            }),
         }
     }
 

@@ -24,7 +24,7 @@ pub async fn series(State(api): State<Arc<Api>>, params: Params) -> Result<Respo
     let limit = params.limit()?;
     let range = time_range(&params)?;
     let matcher_sets = params.matcher_sets(Required::Yes)?;
-    let storage = Arc::clone(&api.storage);
+    let storage = api.storage();
     let (mut series, mut warnings) = api
         .blocking(move || select_labels(&*storage, range, &matcher_sets))
         .await??;
@@ -45,7 +45,7 @@ pub async fn labels(State(api): State<Arc<Api>>, params: Params) -> Result<Respo
     let limit = params.limit()?;
     let range = time_range(&params)?;
     let matcher_sets = params.matcher_sets(Required::No)?;
-    let storage = Arc::clone(&api.storage);
+    let storage = api.storage();
     let (mut names, mut warnings) = api
         .blocking(move || {
             let querier = storage.querier(range)?;
@@ -81,7 +81,7 @@ pub async fn label_values(
     let limit = params.limit()?;
     let range = time_range(&params)?;
     let matcher_sets = params.matcher_sets(Required::No)?;
-    let storage = Arc::clone(&api.storage);
+    let storage = api.storage();
     let (mut values, mut warnings) = api
         .blocking(move || {
             let querier = storage.querier(range)?;
