@@ -28,7 +28,10 @@ use crate::backend::LocalBackend;
 
 pub use error::{ApiError, ErrorType};
 use json::Envelope;
-pub use status::ServerInfo;
+pub use status::{HeadStatus, ServerInfo};
+
+/// Reports the head's figures for `status/tsdb`.
+pub type HeadStatusFn = Box<dyn Fn() -> HeadStatus + Send + Sync>;
 
 /// What the handlers share.
 pub struct Api {
@@ -36,14 +39,22 @@ pub struct Api {
     pub backend: Arc<LocalBackend>,
     pub info: Arc<ServerInfo>,
     pub clock: Arc<dyn Clock>,
+    head_status: HeadStatusFn,
 }
 
 impl Api {
-    pub fn new(backend: Arc<LocalBackend>, info: Arc<ServerInfo>, clock: Arc<dyn Clock>) -> Self {
+    /// `head_status` reads the head's figures for `status/tsdb`.
+    pub fn new(
+        backend: Arc<LocalBackend>,
+        info: Arc<ServerInfo>,
+        clock: Arc<dyn Clock>,
+        head_status: HeadStatusFn,
+    ) -> Self {
         Api {
             backend,
             info,
             clock,
+            head_status,
         }
     }
 
@@ -85,6 +96,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .with_state(api)
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use expect_test::{Expect, ExpectFile, expect, expect_file};
-use sextant::api::{Api, ServerInfo};
+use sextant::api::{Api, HeadStatus, ServerInfo};
 use sextant::backend::LocalBackend;
 use sextant::metrics::Registry;
 use sextant::server::http::{self, Lifecycle, ReloadRequest};
@@ -134,7 +134,13 @@ async fn start() -> TestServer {
         "global:\n  scrape_interval: 15s\n".into(),
     ));
     let backend = LocalBackend::new(Arc::new(storage()), EngineOptions::default(), 4);
-    let api = Arc::new(Api::new(Arc::new(backend), info, clock));
+    let head_status = Box::new(|| HeadStatus {
+        n_series: 4,
+        n_chunks: 4,
+        min_t: Some(T0),
+        max_t: Some(T0 + 135_000),
+    });
+    let api = Arc::new(Api::new(Arc::new(backend), info, clock, head_status));
     let (reload_tx, reloads) = mpsc::channel(1);
     let registry = Arc::new(Registry::new());
     let lifecycle = Arc::new(Lifecycle::new(registry, reload_tx));
@@ -533,6 +539,20 @@ async fn status_endpoints() {
         server.get("/api/v1/status/flags").await,
         200,
         expect![[r#"{"status":"success","data":{"storage.tsdb.path":"data/"}}"#]],
+    );
+    check(
+        server.get("/api/v1/status/tsdb?limit=2").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"headStats":{"numSeries":4,"numLabelPairs":8,"chunkCount":4,"minTime":1700000000000,"maxTime":1700000135000},"seriesCountByMetricName":[{"name":"up","value":3},{"name":"http_requests_total","value":1}],"labelValueCountByLabelName":[{"name":"instance","value":3},{"name":"__name__","value":2}],"memoryInBytesByLabelName":[{"name":"instance","value":26},{"name":"__name__","value":21}],"seriesCountByLabelValuePair":[{"name":"__name__=up","value":3},{"name":"job=node","value":2}]}}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/status/tsdb?limit=0").await,
+        400,
+        expect![[
+            r#"{"status":"error","errorType":"bad_data","error":"limit must be a positive number"}"#
+        ]],
     );
     let (status, body) = server.get("/api/v1/status/runtimeinfo").await;
     assert_eq!(status, 200);

@@ -1,7 +1,8 @@
 //! `status/buildinfo`, `status/config`, `status/flags`,
-//! `status/runtimeinfo`: what the server is and how it runs.
+//! `status/runtimeinfo`, `status/tsdb`: what the server is, how it runs and
+//! what it holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -9,8 +10,12 @@ use axum::response::Response;
 use parking_lot::RwLock;
 use serde::Serialize;
 
+use tsdb::model::{MatchOp, Matcher, TimeRange};
+use tsdb::storage::SelectHints;
+
 use super::error::ApiError;
 use super::json::{Envelope, rfc3339};
+use super::params::Params;
 use super::{Api, ok};
 
 /// Facts about the running server that the status endpoints report. The
@@ -166,6 +171,144 @@ pub async fn runtimeinfo(State(api): State<Arc<Api>>) -> Result<Response, ApiErr
         storage_retention: api.info.storage_retention.clone(),
     };
     data(&info)
+}
+
+/// The head's figures for `status/tsdb`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadStatus {
+    pub n_series: usize,
+    pub n_chunks: usize,
+    /// Oldest and newest sample time in milliseconds; `None` when empty.
+    pub min_t: Option<i64>,
+    pub max_t: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TsdbStatus {
+    head_stats: HeadStats,
+    series_count_by_metric_name: Vec<Stat>,
+    label_value_count_by_label_name: Vec<Stat>,
+    memory_in_bytes_by_label_name: Vec<Stat>,
+    series_count_by_label_value_pair: Vec<Stat>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HeadStats {
+    num_series: usize,
+    num_label_pairs: usize,
+    chunk_count: usize,
+    min_time: i64,
+    max_time: i64,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+struct Stat {
+    name: String,
+    value: u64,
+}
+
+/// `GET /api/v1/status/tsdb`: head figures and the top `limit` (default
+/// 10) cardinality statistics of the series in the head's time range.
+pub async fn tsdb(State(api): State<Arc<Api>>, params: Params) -> Result<Response, ApiError> {
+    let limit = match params.get("limit") {
+        "" => 10,
+        s => s
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| ApiError::BadData("limit must be a positive number".into()))?,
+    };
+    let head = (api.head_status)();
+    let storage = api.storage();
+    let cardinality = match (head.min_t, head.max_t) {
+        (Some(min_t), Some(max_t)) => {
+            api.blocking(move || Cardinality::of(&*storage, TimeRange::new(min_t, max_t)))
+                .await??
+        }
+        _ => Cardinality::default(),
+    };
+    let status = TsdbStatus {
+        head_stats: HeadStats {
+            num_series: head.n_series,
+            num_label_pairs: cardinality.by_pair.len(),
+            chunk_count: head.n_chunks,
+            // Prometheus reports the empty head's bounds as these extremes.
+            min_time: head.min_t.unwrap_or(i64::MAX),
+            max_time: head.max_t.unwrap_or(i64::MIN),
+        },
+        series_count_by_metric_name: top(&cardinality.by_metric_name, limit),
+        label_value_count_by_label_name: top(&cardinality.values_by_label_name, limit),
+        memory_in_bytes_by_label_name: top(&cardinality.bytes_by_label_name, limit),
+        series_count_by_label_value_pair: top(&cardinality.by_pair, limit),
+    };
+    data(&status)
+}
+
+/// Counts over the label sets of the series in a time range, as
+/// Prometheus's postings statistics count them.
+#[derive(Debug, Default)]
+struct Cardinality {
+    /// Series per metric name.
+    by_metric_name: HashMap<String, u64>,
+    /// Distinct values per label name.
+    values_by_label_name: HashMap<String, u64>,
+    /// Bytes of the distinct values per label name.
+    bytes_by_label_name: HashMap<String, u64>,
+    /// Series per `name=value` pair.
+    by_pair: HashMap<String, u64>,
+}
+
+impl Cardinality {
+    fn of(storage: &dyn tsdb::storage::Queryable, range: TimeRange) -> tsdb::Result<Self> {
+        let querier = storage.querier(range)?;
+        let all = Matcher::new(MatchOp::RegexMatch, tsdb::model::METRIC_NAME, ".+")?;
+        let hints = SelectHints {
+            series_only: true,
+            ..SelectHints::for_range(range)
+        };
+        let set = querier.select(&[all], &hints)?;
+        let mut cardinality = Cardinality::default();
+        for series in &set.series {
+            for label in &series.labels {
+                let pair = format!("{}={}", label.name, label.value);
+                let count = cardinality.by_pair.entry(pair).or_insert(0);
+                if *count == 0 {
+                    *cardinality
+                        .values_by_label_name
+                        .entry(label.name.to_string())
+                        .or_insert(0) += 1;
+                    *cardinality
+                        .bytes_by_label_name
+                        .entry(label.name.to_string())
+                        .or_insert(0) += label.value.len() as u64;
+                }
+                *count += 1;
+            }
+            if let Some(name) = series.labels.metric_name() {
+                *cardinality
+                    .by_metric_name
+                    .entry(name.to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+        Ok(cardinality)
+    }
+}
+
+/// The `limit` largest counts, largest first, ties by name.
+fn top(counts: &HashMap<String, u64>, limit: usize) -> Vec<Stat> {
+    let mut stats: Vec<Stat> = counts
+        .iter()
+        .map(|(name, &value)| Stat {
+            name: name.clone(),
+            value,
+        })
+        .collect();
+    stats.sort_by(|a, b| b.value.cmp(&a.value).then_with(|| a.name.cmp(&b.name)));
+    stats.truncate(limit);
+    stats
 }
 
 fn data(value: &impl Serialize) -> Result<Response, ApiError> {
