@@ -14,6 +14,7 @@ mod position;
 mod query;
 mod series;
 pub mod status;
+mod targets;
 
 use std::sync::Arc;
 
@@ -29,9 +30,18 @@ use crate::backend::LocalBackend;
 pub use error::{ApiError, ErrorType};
 use json::Envelope;
 pub use status::{HeadStatus, ServerInfo};
+pub use targets::{ActiveTarget, DroppedTarget, Health, MetricMetadata, TargetsSnapshot};
 
-/// Reports the head's figures for `status/tsdb`.
-pub type HeadStatusFn = Box<dyn Fn() -> HeadStatus + Send + Sync>;
+/// Snapshots the API reads from the running components, each taken when a
+/// request asks for it.
+pub struct Sources {
+    /// The head's figures, for `status/tsdb`.
+    pub head_status: Box<dyn Fn() -> HeadStatus + Send + Sync>,
+    /// Every scrape pool's targets, for `targets`.
+    pub targets: Box<dyn Fn() -> TargetsSnapshot + Send + Sync>,
+    /// `(metric family, metadata)` pairs seen in scrapes, for `metadata`.
+    pub metadata: Box<dyn Fn() -> Vec<(String, MetricMetadata)> + Send + Sync>,
+}
 
 /// What the handlers share.
 pub struct Api {
@@ -39,22 +49,21 @@ pub struct Api {
     pub backend: Arc<LocalBackend>,
     pub info: Arc<ServerInfo>,
     pub clock: Arc<dyn Clock>,
-    head_status: HeadStatusFn,
+    sources: Sources,
 }
 
 impl Api {
-    /// `head_status` reads the head's figures for `status/tsdb`.
     pub fn new(
         backend: Arc<LocalBackend>,
         info: Arc<ServerInfo>,
         clock: Arc<dyn Clock>,
-        head_status: HeadStatusFn,
+        sources: Sources,
     ) -> Self {
         Api {
             backend,
             info,
             clock,
-            head_status,
+            sources,
         }
     }
 
@@ -92,6 +101,8 @@ pub fn router(api: Arc<Api>) -> Router {
             "/api/v1/query_exemplars",
             get(query::query_exemplars).post(query::query_exemplars),
         )
+        .route("/api/v1/metadata", get(targets::metadata))
+        .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/flags", get(status::flags))

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use expect_test::{Expect, ExpectFile, expect, expect_file};
-use sextant::api::{Api, HeadStatus, ServerInfo};
+use sextant::api::{
+    ActiveTarget, Api, DroppedTarget, HeadStatus, Health, MetricMetadata, ServerInfo, Sources,
+    TargetsSnapshot,
+};
 use sextant::backend::LocalBackend;
 use sextant::metrics::Registry;
 use sextant::server::http::{self, Lifecycle, ReloadRequest};
@@ -116,6 +119,60 @@ fn storage() -> MemoryStorage {
     }
 }
 
+/// Two pools: `node` with one healthy target and one dropped, `sextant`
+/// with one failing target never scraped successfully.
+fn targets() -> TargetsSnapshot {
+    let discovered = |address: &str, job: &str| {
+        Labels::from_pairs(&[
+            ("__address__", address),
+            ("__metrics_path__", "/metrics"),
+            ("__scheme__", "http"),
+            ("job", job),
+        ])
+    };
+    let labels = |address: &str, job: &str| {
+        Labels::from_pairs(&[
+            ("__address__", address),
+            ("__metrics_path__", "/metrics"),
+            ("__scheme__", "http"),
+            ("instance", address),
+            ("job", job),
+        ])
+    };
+    TargetsSnapshot {
+        active: vec![
+            ActiveTarget {
+                pool: "sextant".into(),
+                discovered_labels: discovered("localhost:9090", "sextant"),
+                labels: labels("localhost:9090", "sextant"),
+                scrape_url: "http://localhost:9090/metrics".into(),
+                health: Health::Unknown,
+                last_error: String::new(),
+                last_scrape_ms: None,
+                last_scrape_duration: std::time::Duration::ZERO,
+                interval: std::time::Duration::from_secs(15),
+                timeout: std::time::Duration::from_secs(10),
+            },
+            ActiveTarget {
+                pool: "node".into(),
+                discovered_labels: discovered("a:9100", "node"),
+                labels: labels("a:9100", "node"),
+                scrape_url: "http://a:9100/metrics".into(),
+                health: Health::Down,
+                last_error: "connection refused".into(),
+                last_scrape_ms: Some(T0 + 1_500),
+                last_scrape_duration: std::time::Duration::from_millis(2),
+                interval: std::time::Duration::from_secs(60),
+                timeout: std::time::Duration::from_secs(10),
+            },
+        ],
+        dropped: vec![DroppedTarget {
+            pool: "node".into(),
+            discovered_labels: discovered("b:9100", "node"),
+        }],
+    }
+}
+
 struct TestServer {
     base: String,
     client: reqwest::Client,
@@ -134,13 +191,29 @@ async fn start() -> TestServer {
         "global:\n  scrape_interval: 15s\n".into(),
     ));
     let backend = LocalBackend::new(Arc::new(storage()), EngineOptions::default(), 4);
-    let head_status = Box::new(|| HeadStatus {
-        n_series: 4,
-        n_chunks: 4,
-        min_t: Some(T0),
-        max_t: Some(T0 + 135_000),
-    });
-    let api = Arc::new(Api::new(Arc::new(backend), info, clock, head_status));
+    let sources = Sources {
+        head_status: Box::new(|| HeadStatus {
+            n_series: 4,
+            n_chunks: 4,
+            min_t: Some(T0),
+            max_t: Some(T0 + 135_000),
+        }),
+        targets: Box::new(targets),
+        metadata: Box::new(|| {
+            let gauge = |help: &str| MetricMetadata {
+                kind: "gauge".into(),
+                help: help.into(),
+                unit: String::new(),
+            };
+            vec![
+                ("up".into(), gauge("Whether the target is up.")),
+                ("up".into(), gauge("Whether the target is up.")),
+                ("up".into(), gauge("Up, differently.")),
+                ("go_goroutines".into(), gauge("Goroutines.")),
+            ]
+        }),
+    };
+    let api = Arc::new(Api::new(Arc::new(backend), info, clock, sources));
     let (reload_tx, reloads) = mpsc::channel(1);
     let registry = Arc::new(Registry::new());
     let lifecycle = Arc::new(Lifecycle::new(registry, reload_tx));
@@ -561,6 +634,55 @@ async fn status_endpoints() {
     assert_eq!(info["data"]["serverTime"], "2023-11-14T22:15:50Z");
     assert_eq!(info["data"]["reloadConfigSuccess"], true);
     assert_eq!(info["data"]["storageRetention"], "15d");
+}
+
+#[tokio::test]
+async fn targets_and_metadata() {
+    let server = start().await;
+    check_file(
+        server.get("/api/v1/targets").await,
+        200,
+        expect_file!["data/http_api/targets.json"],
+    );
+    check(
+        server.get("/api/v1/targets?state=dropped").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"activeTargets":[],"droppedTargets":[{"discoveredLabels":{"__address__":"b:9100","__metrics_path__":"/metrics","__scheme__":"http","job":"node"},"scrapePool":"node"}],"droppedTargetCounts":{"node":1}}}"#
+        ]],
+    );
+    check(
+        server
+            .get("/api/v1/targets?state=active&scrapePool=sextant")
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"activeTargets":[{"discoveredLabels":{"__address__":"localhost:9090","__metrics_path__":"/metrics","__scheme__":"http","job":"sextant"},"labels":{"instance":"localhost:9090","job":"sextant"},"scrapePool":"sextant","scrapeUrl":"http://localhost:9090/metrics","globalUrl":"http://localhost:9090/metrics","lastError":"","lastScrape":"0001-01-01T00:00:00Z","lastScrapeDuration":0.0,"health":"unknown","scrapeInterval":"15s","scrapeTimeout":"10s"}],"droppedTargets":[],"droppedTargetCounts":{"node":1}}}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/metadata").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"go_goroutines":[{"type":"gauge","help":"Goroutines.","unit":""}],"up":[{"type":"gauge","help":"Whether the target is up.","unit":""},{"type":"gauge","help":"Up, differently.","unit":""}]}}"#
+        ]],
+    );
+    check(
+        server
+            .get("/api/v1/metadata?metric=up&limit_per_metric=1")
+            .await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"up":[{"type":"gauge","help":"Whether the target is up.","unit":""}]}}"#
+        ]],
+    );
+    check(
+        server.get("/api/v1/metadata?limit=1").await,
+        200,
+        expect![[
+            r#"{"status":"success","data":{"go_goroutines":[{"type":"gauge","help":"Goroutines.","unit":""}]}}"#
+        ]],
+    );
 }
 
 #[tokio::test]

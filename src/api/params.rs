@@ -227,50 +227,11 @@ pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
             nanos: nanos as i128,
         });
     }
-    parse_prometheus_duration(s)
-        .map(|ms| SignedDuration {
-            nanos: i128::from(ms) * 1_000_000,
+    scraper::config::parse_duration(s)
+        .map(|d| SignedDuration {
+            nanos: i128::try_from(d.as_nanos()).unwrap_or(i128::MAX),
         })
-        .ok_or_else(|| format!("cannot parse {s:?} to a valid duration"))
-}
-
-/// A duration in Prometheus's notation (`model.ParseDuration`): units `y w d
-/// h m s ms`, each at most once, in that order; `0` alone is allowed.
-/// Returns milliseconds.
-pub fn parse_prometheus_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = s;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let number: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..letters];
-        rest = &rest[letters..];
-        let position = UNITS[next_unit..]
-            .iter()
-            .position(|(name, _)| *name == unit)?;
-        let (_, unit_ms) = UNITS[next_unit + position];
-        next_unit += position + 1;
-        total = total.checked_add(number.checked_mul(unit_ms)?)?;
-    }
-    (!s.is_empty()).then_some(total)
+        .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
 }
 
 /// Parses a series selector (`up{job="x"}`) into matcher sets: one set, or

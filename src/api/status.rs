@@ -220,7 +220,7 @@ pub async fn tsdb(State(api): State<Arc<Api>>, params: Params) -> Result<Respons
             .filter(|&n| n >= 1)
             .ok_or_else(|| ApiError::BadData("limit must be a positive number".into()))?,
     };
-    let head = (api.head_status)();
+    let head = (api.sources.head_status)();
     let storage = api.storage();
     let cardinality = match (head.min_t, head.max_t) {
         (Some(min_t), Some(max_t)) => {
