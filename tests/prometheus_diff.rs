@@ -244,6 +244,114 @@ async fn answers_like_prometheus() {
     );
 }
 
+/// promtool, a real Prometheus client, reads Sextant as it reads
+/// Prometheus: `promtool query instant|range|series|labels` print the same
+/// lines (sorted: result order is the server's choice) in both output
+/// formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_reads_sextant_like_prometheus() {
+    if !peers_installed() {
+        return;
+    }
+    let series = dataset();
+    let prometheus = tokio::task::spawn_blocking({
+        let text = openmetrics(&series);
+        move || start_prometheus(&text)
+    })
+    .await
+    .unwrap();
+    let sextant = serve_storage(Arc::new(MemoryStorage { series }), T0_MS + 3_600_000).await;
+    let commands: &[&[&str]] = &[
+        &[
+            "instant",
+            "SERVER",
+            "rate(http_requests_total[5m])",
+            "--time=1700000600",
+        ],
+        &[
+            "instant",
+            "SERVER",
+            "scalar(sum(tiny_ratio))",
+            "--time=1700000600",
+        ],
+        &["instant", "SERVER", "big_number", "--time=1700000600"],
+        &[
+            "range",
+            "SERVER",
+            "temperature_celsius",
+            "--start=1700000300",
+            "--end=1700000400",
+            "--step=15s",
+        ],
+        &[
+            "series",
+            "SERVER",
+            "--match=http_requests_total",
+            "--start=1699999000",
+            "--end=1700002000",
+        ],
+        &[
+            "labels",
+            "SERVER",
+            "room",
+            "--start=1699999000",
+            "--end=1700002000",
+        ],
+    ];
+    let mut checked = 0;
+    for command in commands {
+        for format in ["promql", "json"] {
+            let run = move |server: String| {
+                let args: Vec<String> = command
+                    .iter()
+                    .map(|a| {
+                        if *a == "SERVER" {
+                            server.clone()
+                        } else {
+                            (*a).to_string()
+                        }
+                    })
+                    .collect();
+                let output = std::process::Command::new(common::prometheus::PROMTOOL)
+                    .arg("query")
+                    .arg(format!("--format={format}"))
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "promtool {args:?}: {output:?}");
+                let text = String::from_utf8(output.stdout).unwrap();
+                let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+                lines.sort();
+                lines
+            };
+            let (sextant, prometheus) = (sextant.clone(), prometheus.url.clone());
+            let (ours, theirs) =
+                tokio::task::spawn_blocking(move || (run(sextant), run(prometheus)))
+                    .await
+                    .unwrap();
+            assert!(!ours.is_empty(), "{command:?}");
+            if format == "promql" {
+                assert_eq!(ours, theirs, "promtool query {command:?} --format={format}");
+            } else {
+                // JSON lines: compare as JSON, floats to 1e-9 relative.
+                let parse = |lines: &[String]| -> Vec<Value> {
+                    lines
+                        .iter()
+                        .map(|l| normalize(serde_json::from_str(l).unwrap()))
+                        .collect()
+                };
+                let (ours, theirs) = (parse(&ours), parse(&theirs));
+                assert!(
+                    ours.len() == theirs.len() && ours.iter().zip(&theirs).all(|(a, b)| same(a, b)),
+                    "promtool query {command:?} --format=json\n{ours:?}\n{theirs:?}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12);
+}
+
 /// Equal JSON, except that two different strings that are both finite
 /// floats only need to agree to 1e-9 relative.
 fn same(a: &Value, b: &Value) -> bool {
