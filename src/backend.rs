@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+
+use crate::metrics::{Counter, DURATION_BUCKETS, Family, Gauge, Histogram, Registry};
 use tsdb::model::TimeRange;
 use tsdb::promql::{
     CancelHandle, Engine, EngineOptions, Error, ErrorKind, Query, QueryBackend, QueryResult,
@@ -24,6 +26,50 @@ pub struct LocalBackend {
     storage: Arc<dyn Queryable>,
     engine: Engine,
     slots: Arc<Semaphore>,
+    metrics: QueryMetrics,
+}
+
+/// The engine's self-monitoring.
+struct QueryMetrics {
+    /// Queries waiting for a slot or running.
+    in_flight: Arc<Gauge>,
+    /// Seconds spent per slice: `queue_time`, `exec_time`.
+    durations: Arc<Family<Histogram>>,
+    /// Failed queries by error type.
+    failures: Arc<Family<Counter>>,
+}
+
+impl QueryMetrics {
+    fn register(registry: &Registry, max_concurrent_queries: usize) -> Self {
+        registry
+            .gauge(
+                "sextant_engine_queries_concurrent_max",
+                "The most queries evaluated at once.",
+                &[],
+            )
+            .with(&[])
+            .set(max_concurrent_queries as f64);
+        QueryMetrics {
+            in_flight: registry
+                .gauge(
+                    "sextant_engine_queries",
+                    "Queries waiting for a slot or being evaluated.",
+                    &[],
+                )
+                .with(&[]),
+            durations: registry.histogram(
+                "sextant_engine_query_duration_seconds",
+                "Query time by slice: waiting for a slot (queue_time) and evaluating (exec_time).",
+                &["slice"],
+                DURATION_BUCKETS,
+            ),
+            failures: registry.counter(
+                "sextant_engine_query_failures_total",
+                "Queries that failed, by error type.",
+                &["reason"],
+            ),
+        }
+    }
 }
 
 /// A finished query and how long it waited and ran.
@@ -37,15 +83,19 @@ pub struct Executed {
 }
 
 impl LocalBackend {
+    /// The engine's figures go into `registry`.
     pub fn new(
         storage: Arc<dyn Queryable>,
         options: EngineOptions,
         max_concurrent_queries: usize,
+        registry: &Registry,
     ) -> Self {
+        let max_concurrent_queries = max_concurrent_queries.max(1);
         LocalBackend {
             storage,
             engine: Engine::new(options),
-            slots: Arc::new(Semaphore::new(max_concurrent_queries.max(1))),
+            slots: Arc::new(Semaphore::new(max_concurrent_queries)),
+            metrics: QueryMetrics::register(registry, max_concurrent_queries),
         }
     }
 
@@ -63,6 +113,38 @@ impl LocalBackend {
     /// # Errors
     /// The engine's errors; a failed worker thread is an internal error.
     pub async fn run(&self, query: Query) -> Result<Executed, Error> {
+        self.metrics.in_flight.add(1.0);
+        let mut in_flight = InFlight {
+            metrics: &self.metrics,
+            finished: false,
+        };
+        let outcome = self.run_counted(query).await;
+        in_flight.finished = true;
+        match &outcome {
+            Ok(executed) => {
+                let durations = &self.metrics.durations;
+                durations
+                    .with(&["queue_time"])
+                    .observe(executed.queue_time.as_secs_f64());
+                durations
+                    .with(&["exec_time"])
+                    .observe(executed.exec_time.as_secs_f64());
+            }
+            Err(error) => {
+                let reason = match error.kind() {
+                    ErrorKind::BadData => "bad_data",
+                    ErrorKind::Execution => "execution",
+                    ErrorKind::Timeout => "timeout",
+                    ErrorKind::Canceled => "canceled",
+                    ErrorKind::Internal => "internal",
+                };
+                self.metrics.failures.with(&[reason]).inc();
+            }
+        }
+        outcome
+    }
+
+    async fn run_counted(&self, query: Query) -> Result<Executed, Error> {
         let queued = Instant::now();
         let mut guard = CancelOnDrop(Some(query.cancel_handle()));
         let permit = Arc::clone(&self.slots)
@@ -92,6 +174,22 @@ impl LocalBackend {
             queue_time,
             exec_time: started.elapsed(),
         })
+    }
+}
+
+/// Counts a query out of the in-flight gauge when it ends, however it ends;
+/// a query whose caller went away counts as canceled.
+struct InFlight<'a> {
+    metrics: &'a QueryMetrics,
+    finished: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.add(-1.0);
+        if !self.finished {
+            self.metrics.failures.with(&["canceled"]).inc();
+        }
     }
 }
 
@@ -177,7 +275,12 @@ mod tests {
     }
 
     fn backend() -> LocalBackend {
-        LocalBackend::new(Arc::new(OneSeries::default()), EngineOptions::default(), 2)
+        LocalBackend::new(
+            Arc::new(OneSeries::default()),
+            EngineOptions::default(),
+            2,
+            &Registry::new(),
+        )
     }
 
     #[tokio::test]
@@ -213,7 +316,8 @@ mod tests {
         let storage = OneSeries {
             gate: Some(std::sync::Mutex::new(gate)),
         };
-        let backend = LocalBackend::new(Arc::new(storage), EngineOptions::default(), 1);
+        let registry = Registry::new();
+        let backend = LocalBackend::new(Arc::new(storage), EngineOptions::default(), 1, &registry);
         let query = backend.engine().instant_query("up", 0).unwrap();
         let cancel = query.cancel_handle();
         // Polled once: the query now runs on a worker, held at the gate.
@@ -227,5 +331,19 @@ mod tests {
         drop(open);
         let result = backend.instant("up", 0).await.unwrap();
         assert!(matches!(result.value, Value::Vector(_)));
+        let metrics = registry.render();
+        assert!(
+            metrics.contains("\nsextant_engine_queries 0\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("sextant_engine_query_failures_total{reason=\"canceled\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics
+                .contains("sextant_engine_query_duration_seconds_count{slice=\"exec_time\"} 1\n"),
+            "{metrics}"
+        );
     }
 }

@@ -120,7 +120,12 @@ async fn start() -> TestServer {
         "15d".into(),
         "global:\n  scrape_interval: 15s\n".into(),
     ));
-    let backend = LocalBackend::new(Arc::new(storage()), EngineOptions::default(), 4);
+    let backend = LocalBackend::new(
+        Arc::new(storage()),
+        EngineOptions::default(),
+        4,
+        &Registry::new(),
+    );
     let sources = Sources {
         head_status: Box::new(|| HeadStatus {
             n_series: 4,

@@ -15,7 +15,7 @@ use tsdb::storage::Queryable;
 /// Serves the API over `storage` with the clock at `now_ms` and nothing
 /// scraped; returns the base URL.
 pub async fn serve_storage(storage: Arc<dyn Queryable>, now_ms: i64) -> String {
-    let backend = LocalBackend::new(storage, EngineOptions::default(), 4);
+    let backend = LocalBackend::new(storage, EngineOptions::default(), 4, &Registry::new());
     let info = Arc::new(ServerInfo::new(
         now_ms,
         BTreeMap::new(),
