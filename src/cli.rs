@@ -3,6 +3,7 @@
 pub mod check;
 pub mod promqltest;
 pub mod query;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and exit.
     Version,
+    /// Run the server: scrape, store, answer PromQL over the HTTP API.
+    Serve(serve::ServeArgs),
     /// Query any Prometheus-compatible server.
     Query(query::QueryArgs),
     /// Validate files without starting anything.
@@ -44,6 +47,13 @@ pub enum Command {
 /// Whatever the command fails with, for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(args) => {
+            let options = args.into_options()?;
+            runtime()?.block_on(async {
+                let server = crate::server::Server::start(options).await?;
+                server.run_until(std::future::pending()).await
+            })
+        }
         Command::Version => {
             println!("sextant {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -1,4 +1,473 @@
 //! The running server: composition of storage, scraping and the HTTP
-//! surface, and its lifecycle (reload, ordered shutdown).
+//! surface, and its lifecycle: start, reload (SIGHUP or `POST /-/reload`),
+//! ordered shutdown (SIGINT/SIGTERM).
+//!
+//! Entry point: [`Server::start`] opens the database, starts the scrape
+//! manager and binds the HTTP listener; [`Server::run_until`] serves until a
+//! signal or the given future asks it to stop, then stops the parts in order
+//! (see [`crate::shutdown`]).
 
+mod config;
 pub mod http;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tsdb::clock::{Clock, SystemClock};
+use tsdb::promql::EngineOptions;
+
+use tsdb::db::{Db, DbOptions};
+
+use crate::api::{Api, HeadStatus, ServerInfo, Sources, TargetsSnapshot};
+use crate::backend::LocalBackend;
+use crate::metrics::{self, Registry};
+use crate::shutdown::{Shutdown, Signal, Signals};
+pub use config::ConfigSource;
+use http::{Lifecycle, ReloadRequest};
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// `None`: the embedded default configuration.
+    pub config_file: Option<PathBuf>,
+    /// `None`: the config's `storage.path`, else `./data`.
+    pub storage_path: Option<PathBuf>,
+    pub listen: String,
+    /// `None`: the config's retention, else 15 days.
+    pub retention: Option<Duration>,
+    pub query_timeout: Duration,
+    pub lookback_delta: Duration,
+    pub max_concurrent_queries: usize,
+    pub max_samples: usize,
+}
+
+impl ServeOptions {
+    /// Defaults as `sextant serve` without flags, listening on `listen`.
+    pub fn new(listen: &str) -> Self {
+        ServeOptions {
+            config_file: None,
+            storage_path: None,
+            listen: listen.to_string(),
+            retention: None,
+            query_timeout: Duration::from_secs(120),
+            lookback_delta: Duration::from_secs(300),
+            max_concurrent_queries: crate::backend::DEFAULT_MAX_CONCURRENT_QUERIES,
+            max_samples: 50_000_000,
+        }
+    }
+}
+
+/// Default retention, as Prometheus's.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(15 * 24 * 3600);
+
+/// A started server: storage open, components running, HTTP listening.
+pub struct Server {
+    addr: SocketAddr,
+    db: Arc<Db>,
+    clock: Arc<dyn Clock>,
+    info: Arc<ServerInfo>,
+    lifecycle: Arc<Lifecycle>,
+    config_source: ConfigSource,
+    reloads: mpsc::Receiver<ReloadRequest>,
+    http_stop: oneshot::Sender<()>,
+    http_task: JoinHandle<std::io::Result<()>>,
+    maintenance: Maintenance,
+}
+
+impl Server {
+    /// Binds the listener, loads the configuration, opens the database and
+    /// starts every component.
+    ///
+    /// # Errors
+    /// A bad configuration, an address in use, a database that cannot be
+    /// opened (locked by another process, unreadable).
+    pub async fn start(options: ServeOptions) -> anyhow::Result<Server> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let start_ms = clock.now_ms();
+        let listener = TcpListener::bind(&options.listen)
+            .await
+            .with_context(|| format!("listening on {}", options.listen))?;
+        let addr = listener.local_addr()?;
+        let config_source = ConfigSource {
+            file: options.config_file.clone(),
+            listen: addr,
+        };
+        let loaded = config_source.load()?;
+        for warning in loaded.config.warnings() {
+            tracing::warn!(warning, "Configuration warning.");
+        }
+
+        let storage_path = options
+            .storage_path
+            .clone()
+            .or_else(|| loaded.config.storage.path.clone())
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let retention = options
+            .retention
+            .or_else(|| {
+                let tsdb = loaded.config.storage.tsdb.as_ref()?;
+                tsdb.retention.as_ref()?.time
+            })
+            .unwrap_or(DEFAULT_RETENTION);
+        let db_options = DbOptions {
+            clock: Arc::clone(&clock),
+            retention_time: Some(retention),
+            ..DbOptions::default()
+        };
+        let db = {
+            let path = storage_path.clone();
+            tokio::task::spawn_blocking(move || Db::open(&path, db_options))
+                .await?
+                .with_context(|| format!("opening the database in {}", storage_path.display()))?
+        };
+        let db = Arc::new(db);
+
+        let registry = Arc::new(Registry::new());
+        registry.register(metrics::process::collect);
+        register_db_metrics(&registry, &db);
+        let maintenance = Maintenance::start(Arc::clone(&db), &registry);
+
+        let backend = Arc::new(LocalBackend::new(
+            Arc::clone(&db) as Arc<dyn tsdb::storage::Queryable>,
+            EngineOptions {
+                lookback_delta: options.lookback_delta,
+                timeout: options.query_timeout,
+                max_samples: options.max_samples,
+                default_subquery_step: loaded.config.global.evaluation_interval(),
+            },
+            options.max_concurrent_queries,
+            &registry,
+        ));
+        let info = Arc::new(ServerInfo::new(
+            start_ms,
+            flags(&options, &storage_path, retention, addr),
+            scraper::config::format_duration(retention),
+            loaded.shown,
+        ));
+        let sources = Sources {
+            head_status: {
+                let db = Arc::clone(&db);
+                Box::new(move || head_status(&db))
+            },
+            targets: Box::new(TargetsSnapshot::default),
+            metadata: Box::new(Vec::new),
+        };
+        let api = Arc::new(Api::new(
+            backend,
+            Arc::clone(&info),
+            Arc::clone(&clock),
+            sources,
+        ));
+        let (reload_requests, reloads) = mpsc::channel(4);
+        let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
+        let router = http::router(api, Arc::clone(&lifecycle));
+        let (http_stop, http_stopped) = oneshot::channel::<()>();
+        let http_task = tokio::spawn(http::serve(listener, router, async move {
+            let _ = http_stopped.await;
+        }));
+        lifecycle.set_ready(true);
+        tracing::info!(address = %addr, storage = %storage_path.display(), "Server is ready to receive web requests.");
+        Ok(Server {
+            addr,
+            db,
+            clock,
+            info,
+            lifecycle,
+            config_source,
+            reloads,
+            http_stop,
+            http_task,
+            maintenance,
+        })
+    }
+
+    /// The address the HTTP server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until SIGINT, SIGTERM or `stop`, reloading the configuration
+    /// on SIGHUP and `POST /-/reload`; then shuts down in order.
+    ///
+    /// # Errors
+    /// Signal handlers cannot be installed; a shutdown stage failed.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut signals = Signals::install().context("installing signal handlers")?;
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                signal = signals.next() => match signal {
+                    Signal::Terminate => break,
+                    Signal::Reload => {
+                        let _ = self.reload();
+                    }
+                },
+                Some(reply) = self.reloads.recv() => {
+                    let _ = reply.send(self.reload());
+                }
+            }
+        }
+        tracing::info!("Shutting down.");
+        self.lifecycle.set_ready(false);
+        let Server {
+            db,
+            http_stop,
+            http_task,
+            maintenance,
+            ..
+        } = self;
+        Shutdown::new()
+            .then("http", move || async move {
+                let _ = http_stop.send(());
+                http_task.await??;
+                Ok(())
+            })
+            .then("storage", move || async move {
+                maintenance.stop().await;
+                close_db(db).await
+            })
+            .run()
+            .await
+    }
+
+    /// Re-reads the configuration and applies it; a bad one is rejected
+    /// and the running one stays.
+    fn reload(&self) -> Result<(), String> {
+        match self.config_source.load() {
+            Ok(loaded) => {
+                self.info.config_loaded(loaded.shown, self.clock.now_ms());
+                tracing::info!("Configuration reloaded.");
+                Ok(())
+            }
+            Err(error) => {
+                self.info.config_reload_failed();
+                let error = format!("{error:#}");
+                tracing::error!(
+                    error,
+                    "Configuration reload failed; keeping the running one."
+                );
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Closes the database once nothing else holds it.
+async fn close_db(db: Arc<Db>) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || match Arc::try_unwrap(db) {
+        Ok(db) => db.close().context("closing the database"),
+        Err(db) => {
+            // Something still holds it (a request that outlived the HTTP
+            // server): flush what is committed; the lock goes with the process.
+            tracing::warn!("The database is still in use; syncing the WAL without closing it.");
+            db.head().sync_wal().context("syncing the WAL")
+        }
+    })
+    .await?
+}
+
+/// The flags `status/flags` reports, under Prometheus's names.
+fn flags(
+    options: &ServeOptions,
+    storage_path: &std::path::Path,
+    retention: Duration,
+    addr: SocketAddr,
+) -> BTreeMap<String, String> {
+    let format = scraper::config::format_duration;
+    [
+        (
+            "config.file",
+            options
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("storage.tsdb.path", storage_path.display().to_string()),
+        ("storage.tsdb.retention.time", format(retention)),
+        ("web.listen-address", addr.to_string()),
+        ("query.timeout", format(options.query_timeout)),
+        ("query.lookback-delta", format(options.lookback_delta)),
+        (
+            "query.max-concurrency",
+            options.max_concurrent_queries.to_string(),
+        ),
+        ("query.max-samples", options.max_samples.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn head_status(db: &Db) -> HeadStatus {
+    let head = db.head();
+    let stats = head.stats();
+    HeadStatus {
+        n_series: stats.n_series,
+        n_chunks: head.chunk_stats().n_chunks,
+        min_t: stats.min_t,
+        max_t: stats.max_t,
+    }
+}
+
+/// The database's figures on `/metrics`, read at every scrape. The
+/// collector holds the database weakly so that it never delays closing it.
+fn register_db_metrics(registry: &Registry, db: &Arc<Db>) {
+    let db = Arc::downgrade(db);
+    registry.register(move |out| {
+        let Some(db) = db.upgrade() else {
+            return;
+        };
+        let head = db.head();
+        let stats = head.stats();
+        let chunks = head.chunk_stats();
+        out.gauge(
+            "sextant_tsdb_head_series",
+            "Series in the head.",
+            stats.n_series as f64,
+        );
+        out.gauge(
+            "sextant_tsdb_head_chunks",
+            "Chunks in the head.",
+            chunks.n_chunks as f64,
+        );
+        out.gauge(
+            "sextant_tsdb_head_chunks_size_bytes",
+            "Encoded bytes of the head's chunks.",
+            chunks.chunk_bytes as f64,
+        );
+        out.counter(
+            "sextant_tsdb_head_samples_appended_total",
+            "Samples appended to the head.",
+            stats.samples_appended as f64,
+        );
+        out.counter(
+            "sextant_tsdb_head_samples_dropped_total",
+            "Samples accepted by an appender but dropped at commit.",
+            stats.samples_dropped as f64,
+        );
+        if let (Some(min_t), Some(max_t)) = (stats.min_t, stats.max_t) {
+            out.gauge(
+                "sextant_tsdb_head_min_time_seconds",
+                "Oldest sample time in the head.",
+                min_t as f64 / 1000.0,
+            );
+            out.gauge(
+                "sextant_tsdb_head_max_time_seconds",
+                "Newest sample time in the head.",
+                max_t as f64 / 1000.0,
+            );
+        }
+        if let Some(wal) = head.wal()
+            && let Ok(size) = wal.disk_size()
+        {
+            out.gauge(
+                "sextant_tsdb_wal_size_bytes",
+                "Bytes of the write-ahead log on disk.",
+                size as f64,
+            );
+        }
+        let blocks = db.blocks();
+        out.gauge(
+            "sextant_tsdb_blocks_loaded",
+            "Persisted blocks open.",
+            blocks.len() as f64,
+        );
+        out.gauge(
+            "sextant_tsdb_blocks_size_bytes",
+            "Bytes of the persisted blocks.",
+            blocks.iter().map(|b| b.size_bytes()).sum::<u64>() as f64,
+        );
+    });
+}
+
+/// How often the database is compacted (Prometheus: every minute).
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The background task that compacts the database and applies retention.
+struct Maintenance {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Maintenance {
+    fn start(db: Arc<Db>, registry: &Registry) -> Self {
+        let runs = registry.counter(
+            "sextant_tsdb_compactions_total",
+            "Maintenance runs (head cuts, block compaction, retention), by outcome.",
+            &["outcome"],
+        );
+        let durations = registry
+            .histogram(
+                "sextant_tsdb_compaction_duration_seconds",
+                "Time of one maintenance run.",
+                &[],
+                metrics::DURATION_BUCKETS,
+            )
+            .with(&[]);
+        let blocks_written = registry
+            .counter(
+                "sextant_tsdb_blocks_written_total",
+                "Blocks written from the head or by merging blocks.",
+                &[],
+            )
+            .with(&[]);
+        let blocks_deleted = registry
+            .counter(
+                "sextant_tsdb_blocks_deleted_by_retention_total",
+                "Blocks deleted by retention.",
+                &[],
+            )
+            .with(&[]);
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut interval = tokio::time::interval_at(
+                tokio::time::Instant::now() + MAINTENANCE_INTERVAL,
+                MAINTENANCE_INTERVAL,
+            );
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = interval.tick() => {}
+                }
+                let db = Arc::clone(&db);
+                let started = std::time::Instant::now();
+                let outcome = tokio::task::spawn_blocking(move || db.compact()).await;
+                durations.observe(started.elapsed().as_secs_f64());
+                match outcome {
+                    Ok(Ok(report)) => {
+                        runs.with(&["success"]).inc();
+                        blocks_written
+                            .inc_by((report.head_blocks.len() + report.merged_blocks.len()) as f64);
+                        blocks_deleted.inc_by(report.deleted_by_retention.len() as f64);
+                    }
+                    Ok(Err(error)) => {
+                        runs.with(&["failure"]).inc();
+                        tracing::error!(error = %error, "Database maintenance failed.");
+                    }
+                    Err(error) => {
+                        runs.with(&["failure"]).inc();
+                        tracing::error!(error = %error, "Database maintenance task failed.");
+                    }
+                }
+            }
+        });
+        Maintenance { stop, task }
+    }
+
+    /// Stops after the run in progress, if any.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}

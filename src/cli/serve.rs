@@ -1,0 +1,81 @@
+//! `sextant serve`: run the server. Flags take Sextant's short names and
+//! Prometheus's spellings, so a Prometheus command line mostly works.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::server::ServeOptions;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (Prometheus format); the embedded default scrapes
+    /// Sextant itself every 15 s.
+    #[arg(long = "config", visible_alias = "config.file", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default: `storage.path` of the config, else ./data).
+    #[arg(
+        long = "storage.path",
+        visible_alias = "storage.tsdb.path",
+        value_name = "DIR"
+    )]
+    pub storage_path: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(
+        long = "listen",
+        visible_alias = "web.listen-address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9090"
+    )]
+    pub listen: String,
+    /// How long to keep samples, such as 15d (default: the config's
+    /// `storage.tsdb.retention.time`, else 15d).
+    #[arg(long = "storage.tsdb.retention.time", value_name = "DURATION")]
+    pub retention: Option<String>,
+    /// The longest a query may run.
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m")]
+    pub query_timeout: String,
+    /// Queries evaluated at once.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    pub max_concurrent_queries: usize,
+    /// Samples a query may hold in memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    pub max_samples: usize,
+    /// How far back an instant selector looks.
+    #[arg(
+        long = "query.lookback-delta",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub lookback_delta: String,
+}
+
+impl ServeArgs {
+    /// The options, with durations parsed.
+    ///
+    /// # Errors
+    /// A duration flag that does not parse.
+    pub fn into_options(self) -> anyhow::Result<ServeOptions> {
+        let duration = |flag: &str, text: &str| -> anyhow::Result<Duration> {
+            scraper::config::parse_duration(text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--{flag}"))
+        };
+        Ok(ServeOptions {
+            retention: self
+                .retention
+                .as_deref()
+                .map(|r| duration("storage.tsdb.retention.time", r))
+                .transpose()?,
+            query_timeout: duration("query.timeout", &self.query_timeout)?,
+            lookback_delta: duration("query.lookback-delta", &self.lookback_delta)?,
+            config_file: self.config,
+            storage_path: self.storage_path,
+            listen: self.listen,
+            max_concurrent_queries: self.max_concurrent_queries,
+            max_samples: self.max_samples,
+        })
+    }
+}
