@@ -23,6 +23,7 @@
 
 mod draw;
 mod legend;
+mod promql;
 mod text;
 mod time_axis;
 mod value_axis;
@@ -34,6 +35,7 @@ use tsdb::model::TimeRange;
 
 use crate::error::{Error, Result};
 
+pub use promql::legend_labels;
 pub use value_axis::format_value;
 
 /// Smallest accepted chart width in pixels.
