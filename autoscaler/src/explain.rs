@@ -58,9 +58,14 @@ impl Explanation {
         self
     }
 
-    /// Appends another explanation's inputs and steps (its summary becomes a step).
+    /// Appends another explanation's inputs (skipping ones already listed) and steps
+    /// (its summary becomes a step).
     pub fn absorb(&mut self, other: Explanation) {
-        self.inputs.extend(other.inputs);
+        for input in other.inputs {
+            if !self.inputs.contains(&input) {
+                self.inputs.push(input);
+            }
+        }
         if !other.summary.is_empty() && !other.steps.is_empty() {
             self.steps.push(Step {
                 description: other.summary,

@@ -677,6 +677,14 @@ fn compute_for_metrics(
                     "{name}: {} proposes {} replicas",
                     metric_explanation.summary, calc.replicas
                 );
+                // Per-metric inputs are named after their metric; the replica count is
+                // already an input of the whole recommendation.
+                metric_explanation
+                    .inputs
+                    .retain(|i| i.name != "current replicas");
+                for input in &mut metric_explanation.inputs {
+                    input.name = format!("{name}: {}", input.name);
+                }
                 explanation.absorb(metric_explanation);
                 if replicas == 0 || calc.replicas > replicas {
                     replicas = calc.replicas;

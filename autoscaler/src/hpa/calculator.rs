@@ -503,7 +503,7 @@ fn pod_based(
             missing_filled_with = Some(fill_text.to_string());
             explanation.step(
                 format!(
-                    "scale-down with {} pods missing a sample: count each as using {fill_text}",
+                    "scale-down with {} pod(s) missing a sample: count each as using {fill_text}",
                     groups.missing.len()
                 ),
                 "",
@@ -515,7 +515,7 @@ fn pod_based(
             missing_filled_with = Some("0".to_string());
             explanation.step(
                 format!(
-                    "scale-up with {} pods missing a sample: count each as using nothing",
+                    "scale-up with {} pod(s) missing a sample: count each as using nothing",
                     groups.missing.len()
                 ),
                 "",
@@ -528,7 +528,7 @@ fn pod_based(
         }
         explanation.step(
             format!(
-                "scale-up with {} unready pods: count each as using nothing",
+                "scale-up with {} unready pod(s): count each as using nothing",
                 groups.unready.len()
             ),
             "",

@@ -94,7 +94,14 @@ impl Resource {
     fn unit(self, amount: i64) -> String {
         match self {
             Resource::Cpu => format!("{amount}m"),
-            Resource::Memory => format!("{amount} bytes ({})", self.quantity(amount)),
+            Resource::Memory => {
+                let quantity = self.quantity(amount).to_string();
+                if quantity == amount.to_string() {
+                    format!("{amount} bytes")
+                } else {
+                    format!("{amount} bytes ({quantity})")
+                }
+            }
         }
     }
 }
