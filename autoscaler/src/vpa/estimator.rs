@@ -242,8 +242,9 @@ fn estimate(
         Resource::Memory => options.round_memory_bytes,
     };
 
+    let history = describe_history(state, interval_ms);
     let base_inputs = |e: &mut Explanation| {
-        e.input("history", describe_history(state, interval_ms))
+        e.input("history", &history)
             .input(
                 "half-life",
                 format!("{} h", histogram.half_life_ms() / 3_600_000),

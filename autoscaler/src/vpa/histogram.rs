@@ -26,6 +26,9 @@ pub enum HistogramOptions {
         first_bucket_size: f64,
         ratio: f64,
         epsilon: f64,
+        /// `ln(ratio)`, computed once: finding a bucket is on the hot path of every
+        /// sample, and the cached value gives the same quotient.
+        ln_ratio: f64,
     },
 }
 
@@ -98,6 +101,7 @@ impl HistogramOptions {
             first_bucket_size,
             ratio,
             epsilon,
+            ln_ratio: ratio.ln(),
         }
     }
 
@@ -132,12 +136,16 @@ impl HistogramOptions {
             HistogramOptions::Exponential {
                 first_bucket_size,
                 ratio,
+                ln_ratio,
                 ..
             } => {
                 if value < first_bucket_size {
                     0
                 } else {
-                    truncate_index(log(ratio, value * (ratio - 1.0) / first_bucket_size + 1.0))
+                    // log(ratio, x) as upstream computes it, with ln(ratio) cached.
+                    truncate_index(
+                        (value * (ratio - 1.0) / first_bucket_size + 1.0).ln() / ln_ratio,
+                    )
                 }
             }
         };
