@@ -562,9 +562,11 @@ fn vpa_step_change() {
     let cpu = |t: i64| if t < step_at { 200 } else { 1000 };
     let memory = |_| 300_000_000;
     let mut aggregate = feed_vpa(&clock, 4, cpu, memory);
-    let mut container = ContainerState::default();
     // Continue the same container: 4 days are in; feed one more hour.
-    container.last_cpu_sample_ms = aggregate.last_sample_start_ms;
+    let mut container = ContainerState {
+        last_cpu_sample_ms: aggregate.last_sample_start_ms,
+        ..ContainerState::default()
+    };
     for _ in 0..60 {
         container.add_cpu_sample(&mut aggregate, clock.now_ms(), cpu(clock.now_ms()));
         clock.advance(Duration::from_secs(60));
