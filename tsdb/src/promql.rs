@@ -123,10 +123,10 @@ impl Engine {
     /// # Errors
     /// [`Error::Parse`] for invalid PromQL.
     pub fn instant_query(&self, query: &str, at_ms: i64) -> Result<Query> {
-        let expr = parse::parse(query)?;
+        let parsed = parse::parse(query, parse::QueryTimes::default())?;
         Ok(Query {
-            text: query.to_string(),
-            expr,
+            text: parsed.text,
+            expr: parsed.expr,
             start_ms: at_ms,
             end_ms: at_ms,
             step_ms: 0,
@@ -157,7 +157,14 @@ impl Engine {
         if end_ms < start_ms {
             return Err(Error::parse("end timestamp must not be before start time"));
         }
-        let expr = parse::parse(query)?;
+        let parsed = parse::parse(
+            query,
+            parse::QueryTimes {
+                step_ms,
+                range_ms: end_ms - start_ms,
+            },
+        )?;
+        let expr = parsed.expr;
         let value_type = expr.value_type();
         if value_type != ValueType::Scalar && value_type != ValueType::Vector {
             return Err(Error::parse(format!(
@@ -166,7 +173,7 @@ impl Engine {
             )));
         }
         Ok(Query {
-            text: query.to_string(),
+            text: parsed.text,
             expr,
             start_ms,
             end_ms,
@@ -179,7 +186,8 @@ impl Engine {
 }
 
 impl Query {
-    /// The text the query was prepared from.
+    /// The text the query was prepared from (with experimental duration
+    /// expressions and selector modifiers rewritten for the parser).
     pub fn text(&self) -> &str {
         &self.text
     }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::CancelHandle;
 use super::annotations::{Annotations, position_suffix};
 use super::error::{Error, Result};
-use super::parse::{Expr, ExprKind, Selector, Subquery};
+use super::parse::{Expr, ExprKind, Extension, Selector, Subquery};
 use super::plan::{LoadedSeries, QueryContext};
 use super::value::{Matrix, Point, Sample, Scalar, Series, StringValue, Value};
 use crate::model::{Labels, is_stale_nan};
@@ -248,6 +248,10 @@ pub(crate) struct RangeArg {
     pub range_ms: i64,
     pub offset_ms: i64,
     pub at: Option<i64>,
+    /// `anchored` or `smoothed`, for range selectors.
+    pub extension: Option<Extension>,
+    /// The lookback delta, by which those modifiers extend the window.
+    pub lookback_ms: i64,
 }
 
 impl RangeArg {
@@ -255,6 +259,20 @@ impl RangeArg {
     pub(crate) fn window_bounds(&self, t: i64) -> (i64, i64) {
         let end = self.at.unwrap_or(t) - self.offset_ms;
         (end - self.range_ms, end)
+    }
+
+    /// The samples a function sees at step `t`: the window, extended by the
+    /// lookback delta backwards for `anchored` and `smoothed`, and forwards
+    /// for `smoothed`.
+    pub(crate) fn window<'s>(&self, points: &'s [Point], t: i64) -> &'s [Point] {
+        let (start, end) = self.window_bounds(t);
+        match self.extension {
+            None => window(points, start, end),
+            Some(Extension::Anchored) => window(points, start - self.lookback_ms, end),
+            Some(Extension::Smoothed) => {
+                window(points, start - self.lookback_ms, end + self.lookback_ms)
+            }
+        }
     }
 }
 
@@ -437,11 +455,15 @@ impl<'a> Evaluator<'a> {
                 let (start, end) = arg.window_bounds(self.grid.start);
                 let series = arg
                     .series
-                    .into_iter()
+                    .iter()
                     .filter_map(|s| {
-                        let points = window(&s.points, start, end).to_vec();
-                        (!points.is_empty()).then_some(StepSeries {
-                            labels: s.labels,
+                        let points = arg.window(&s.points, self.grid.start);
+                        let points = match arg.extension {
+                            None => points.to_vec(),
+                            Some(extension) => extend_to_bounds(points, start, end, extension),
+                        };
+                        (!points.is_empty()).then(|| StepSeries {
+                            labels: s.labels.clone(),
                             drop_name: false,
                             points,
                         })
@@ -476,6 +498,15 @@ impl<'a> Evaluator<'a> {
     /// the lookback window `(t - lookback, t]`, unless that sample is a
     /// staleness marker.
     fn eval_selector(&mut self, selector: &Selector) -> Result<Vec<StepSeries>> {
+        match selector.extension {
+            Some(Extension::Smoothed) => return self.eval_smoothed_selector(selector),
+            Some(Extension::Anchored) => {
+                return Err(Error::eval(
+                    "anchored modifier can only be used with range vector selectors",
+                ));
+            }
+            None => {}
+        }
         let data = self.data;
         let loaded = data.get(selector.id).map(Vec::as_slice).unwrap_or(&[]);
         let at = selector.at.map(|at| self.context.resolve_at(at));
@@ -503,6 +534,44 @@ impl<'a> Evaluator<'a> {
                     continue;
                 }
                 step_series.points.push(Point::new(t, point.v));
+            }
+            if !step_series.points.is_empty() {
+                self.hold_samples(step_series.points.len())?;
+                out.push(step_series);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A `smoothed` instant selector: the value at each step interpolated
+    /// between the samples around it (within the lookback delta on either
+    /// side), or the last one before it when none follows.
+    fn eval_smoothed_selector(&mut self, selector: &Selector) -> Result<Vec<StepSeries>> {
+        let data = self.data;
+        let loaded = data.get(selector.id).map(Vec::as_slice).unwrap_or(&[]);
+        let at = selector.at.map(|at| self.context.resolve_at(at));
+        let lookback = self.context.lookback_ms;
+        let mut out = Vec::new();
+        for series in loaded {
+            self.check()?;
+            let points: Vec<Point> = series
+                .points
+                .iter()
+                .copied()
+                .filter(|p| !is_stale_nan(p.v))
+                .collect();
+            let mut step_series = StepSeries::new(series.labels.clone(), false);
+            for t in self.grid.times() {
+                let reference = at.unwrap_or(t) - selector.offset_ms;
+                let near = window(&points, reference - lookback, reference + lookback);
+                let i = near.partition_point(|p| p.t < reference);
+                let v = match (near.get(i), i.checked_sub(1).and_then(|j| near.get(j))) {
+                    (Some(next), _) if next.t == reference => next.v,
+                    (Some(next), Some(previous)) => interpolate(*previous, *next, reference, false),
+                    (None, Some(previous)) => previous.v,
+                    _ => continue,
+                };
+                step_series.points.push(Point::new(t, v));
             }
             if !step_series.points.is_empty() {
                 self.hold_samples(step_series.points.len())?;
@@ -570,6 +639,8 @@ impl<'a> Evaluator<'a> {
                     range_ms: *range_ms,
                     offset_ms: selector.offset_ms,
                     at: selector.at.map(|at| self.context.resolve_at(at)),
+                    extension: selector.extension,
+                    lookback_ms: self.context.lookback_ms,
                 })
             }
             ExprKind::Subquery(subquery) => self.eval_subquery(subquery),
@@ -633,8 +704,62 @@ impl<'a> Evaluator<'a> {
             range_ms: subquery.range_ms,
             offset_ms: subquery.offset_ms,
             at,
+            extension: None,
+            lookback_ms: self.context.lookback_ms,
         })
     }
+}
+
+/// The value at `t` on the line between two samples; for a counter that
+/// reset in between, the line starts at zero.
+pub(crate) fn interpolate(p1: Point, p2: Point, t: i64, is_counter: bool) -> f64 {
+    let y1 = if is_counter && p2.v < p1.v { 0.0 } else { p1.v };
+    y1 + (p2.v - y1) * (t - p1.t) as f64 / (p2.t - p1.t) as f64
+}
+
+/// The window of an `anchored` or `smoothed` range selector as a range
+/// vector: the samples strictly inside `(start, end)`, plus points at both
+/// bounds taken from the nearest samples (interpolated for `smoothed`).
+fn extend_to_bounds(points: &[Point], start: i64, end: i64, extension: Extension) -> Vec<Point> {
+    let smoothed = extension == Extension::Smoothed;
+    if points.is_empty() {
+        return Vec::new();
+    }
+    let mut last = points.len() - 1;
+    let mut first = points[..last]
+        .partition_point(|p| p.t <= start)
+        .saturating_sub(1);
+    if smoothed {
+        last = points[..last].partition_point(|p| p.t < end);
+    }
+    if points[last].t <= start {
+        return Vec::new();
+    }
+    let left = if smoothed && points[first].t < start && first + 1 < points.len() {
+        interpolate(points[first], points[first + 1], start, false)
+    } else {
+        points[first].v
+    };
+    let right = if smoothed && last > 0 && points[last].t > end {
+        interpolate(points[last - 1], points[last], end, false)
+    } else {
+        points[last].v
+    };
+    if points[first].t <= start {
+        first += 1;
+    }
+    let inner_end = if points[last].t >= end {
+        last
+    } else {
+        last + 1
+    };
+    let mut out = Vec::with_capacity(inner_end.saturating_sub(first) + 2);
+    out.push(Point::new(start, left));
+    if first < inner_end {
+        out.extend_from_slice(&points[first..inner_end]);
+    }
+    out.push(Point::new(end, right));
+    out
 }
 
 /// Removes the marked names and merges series that end up with the same

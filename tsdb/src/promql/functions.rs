@@ -14,8 +14,8 @@ mod over_time;
 mod range;
 
 use super::error::{Error, Result};
-use super::eval::{Evaluated, Evaluator, RangeArg, StepSeries, window};
-use super::parse::{Call, ExprKind};
+use super::eval::{Evaluated, Evaluator, RangeArg, StepSeries};
+use super::parse::{Call, ExprKind, Extension};
 use crate::model::Labels;
 use crate::promql::Point;
 
@@ -81,6 +81,8 @@ pub(crate) struct Window<'a> {
     pub range_ms: i64,
     /// The scalar arguments of the call at this step, in order.
     pub params: &'a [f64],
+    /// `anchored` or `smoothed`: `points` then reach beyond the window.
+    pub extension: Option<Extension>,
 }
 
 /// A function that reduces a window of samples to at most one value.
@@ -248,6 +250,20 @@ fn eval_range_function(
         }
     }
     let range_arg: RangeArg = ev.eval_range_arg(&call.args[matrix_index])?;
+    if let Some(extension) = range_arg.extension {
+        let allowed: &[&str] = match extension {
+            Extension::Anchored => &["changes", "delta", "increase", "rate", "resets"],
+            Extension::Smoothed => &["delta", "increase", "rate"],
+        };
+        if !allowed.contains(&call.name) {
+            return Err(Error::eval(format!(
+                "{} modifier can only be used with: {} - not with {}",
+                extension.name(),
+                allowed.join(", "),
+                call.name
+            )));
+        }
+    }
     let param_pos = call
         .args
         .iter()
@@ -295,7 +311,7 @@ fn eval_range_function(
         let mut largest_window = 0;
         for (step, t) in grid.times().enumerate() {
             let (range_start, range_end) = range_arg.window_bounds(t);
-            let points = window(&series.points, range_start, range_end);
+            let points = range_arg.window(&series.points, t);
             if points.is_empty() {
                 continue;
             }
@@ -310,6 +326,7 @@ fn eval_range_function(
                 range_end,
                 range_ms: range_arg.range_ms,
                 params: &params,
+                extension: range_arg.extension,
             };
             if let Some(v) = function(&w)? {
                 step_series.points.push(Point::new(t, v));

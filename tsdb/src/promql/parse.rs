@@ -16,6 +16,10 @@ use promql_parser::parser::token::{
 use promql_parser::parser::value::ValueType as ParserValueType;
 use promql_parser::parser::{self as pp, LabelModifier, VectorMatchCardinality};
 
+mod extensions;
+
+pub(crate) use extensions::{Extension, QueryTimes};
+
 use super::error::{Error, Result};
 use crate::model::{METRIC_NAME, MatchOp, Matcher};
 
@@ -83,6 +87,8 @@ pub(crate) struct Selector {
     pub matchers: Vec<Matcher>,
     pub offset_ms: i64,
     pub at: Option<At>,
+    /// `anchored` or `smoothed`.
+    pub extension: Option<Extension>,
 }
 
 #[derive(Debug, Clone)]
@@ -274,20 +280,38 @@ impl Expr {
     }
 }
 
-/// Parses a query into our AST.
+/// A parsed query and the text its positions refer to: the query with the
+/// experimental syntax the parser lacks rewritten (see [`extensions`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Parsed {
+    pub expr: Expr,
+    pub text: String,
+}
+
+/// Parses a query into our AST. `times` give `step()` and `range()` in
+/// duration expressions their values.
 ///
 /// # Errors
 /// [`Error::Parse`] with the parser's message for invalid PromQL.
-pub(crate) fn parse(query: &str) -> Result<Expr> {
+pub(crate) fn parse(query: &str, times: QueryTimes) -> Result<Parsed> {
+    let rewritten = extensions::rewrite(query, times)?;
+    let text = rewritten.text;
     // The parser is third-party code on the input path; a panic inside it
     // must become an error, never take the caller down.
-    let parsed = std::panic::catch_unwind(|| pp::parse(query))
+    let parsed = std::panic::catch_unwind(|| pp::parse(&text))
         .map_err(|_| Error::parse("invalid promql query"))?;
     let parsed = parsed.map_err(Error::parse)?;
     let mut converter = Converter { next_selector: 0 };
     let mut expr = converter.convert(parsed)?;
-    Locator::new(query).locate(&mut expr);
-    Ok(expr)
+    let mut locator = Locator::new(&text, rewritten.extensions);
+    locator.locate(&mut expr);
+    if let Some((_, extension)) = locator.extensions.first() {
+        return Err(Error::parse(format!(
+            "unexpected {} modifier: it must follow a selector",
+            extension.name()
+        )));
+    }
+    Ok(Parsed { expr, text })
 }
 
 struct Converter {
@@ -333,7 +357,11 @@ impl Converter {
         };
         let expr = self.convert(*first)?;
         let selector_matchers = match args.next().map(|a| *a) {
-            Some(pp::Expr::VectorSelector(vs)) => matchers(vs)?,
+            Some(pp::Expr::VectorSelector(vs)) => {
+                let mut matchers = matchers(vs)?;
+                matchers.retain(|m| m.name() != extensions::INFO_SELECTOR_MARKER);
+                matchers
+            }
             Some(_) => {
                 return Err(Error::parse(
                     "expected label selectors as the second argument to \"info\" function",
@@ -367,6 +395,7 @@ impl Converter {
                 matchers: info_matchers,
                 offset_ms: 0,
                 at: None,
+                extension: None,
             },
         })))
     }
@@ -382,6 +411,7 @@ impl Converter {
             matchers,
             offset_ms,
             at,
+            extension: None,
         })
     }
 }
@@ -596,15 +626,29 @@ struct Locator<'a> {
     text: &'a [u8],
     cursor: usize,
     lost: bool,
+    /// Modifiers removed from the text, by the end of their selector; taken
+    /// out as they are attached.
+    extensions: Vec<(usize, Extension)>,
 }
 
 impl<'a> Locator<'a> {
-    fn new(query: &'a str) -> Self {
+    fn new(query: &'a str, extensions: Vec<(usize, Extension)>) -> Self {
         Locator {
             text: query.as_bytes(),
             cursor: 0,
             lost: false,
+            extensions,
         }
+    }
+
+    /// The modifier written right after the selector that ends here.
+    fn take_extension(&mut self) -> Option<Extension> {
+        let mut end = self.cursor;
+        while end > 0 && self.text[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        let i = self.extensions.iter().position(|(at, _)| *at == end)?;
+        Some(self.extensions.remove(i).1)
     }
 
     fn peek(&self) -> Option<u8> {
@@ -765,15 +809,17 @@ impl<'a> Locator<'a> {
                 self.number();
             }
             ExprKind::String(_) => self.string(),
-            ExprKind::Selector(_) => {
+            ExprKind::Selector(selector) => {
                 self.selector_head();
                 self.modifiers();
+                selector.extension = self.take_extension();
             }
-            ExprKind::Range { .. } => {
+            ExprKind::Range { selector, .. } => {
                 self.selector_head();
                 self.skip_ws();
                 self.group();
                 self.modifiers();
+                selector.extension = self.take_extension();
             }
             ExprKind::Subquery(sq) => {
                 self.locate(&mut sq.expr);
@@ -908,7 +954,7 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        walk(&parse(query).unwrap(), &mut out);
+        walk(&parse(query, QueryTimes::default()).unwrap().expr, &mut out);
         out
     }
 
@@ -927,7 +973,9 @@ mod tests {
 
     #[test]
     fn selectors_are_numbered_and_named() {
-        let expr = parse(r#"foo{job="a"} + bar"#).unwrap();
+        let expr = parse(r#"foo{job="a"} + bar"#, QueryTimes::default())
+            .unwrap()
+            .expr;
         let ExprKind::Binary(b) = expr.kind else {
             panic!("not binary")
         };
@@ -944,8 +992,10 @@ mod tests {
 
     #[test]
     fn parse_errors_are_errors() {
-        assert!(parse("rate(").is_err());
-        assert!(parse("foo{").is_err());
-        assert!(parse("").is_err());
+        let times = QueryTimes::default();
+        assert!(parse("rate(", times).is_err());
+        assert!(parse("foo{", times).is_err());
+        assert!(parse("", times).is_err());
+        assert!(parse("abs(x) anchored", times).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! all of them is opened, and each selector's series are loaded into memory.
 
 use super::error::{Error, Result};
-use super::parse::{At, Expr, ExprKind, Selector, Subquery};
+use super::parse::{At, Expr, ExprKind, Extension, Selector, Subquery};
 use super::value::Point;
 use crate::model::{Labels, Matcher, TimeRange};
 use crate::storage::{Queryable, SelectHints};
@@ -254,12 +254,22 @@ fn plan_selector<'e>(
             .saturating_sub(subquery_range);
         end = end.saturating_sub(subquery_offset);
     }
+    let lookback = context.lookback_ms;
+    let smoothed = selector.extension == Some(Extension::Smoothed);
     if range_ms == 0 {
         // Samples exactly a lookback delta old are out of reach.
-        start = start.saturating_sub(context.lookback_ms - 1);
+        start = start.saturating_sub(lookback - 1);
+    } else if selector.extension.is_some() {
+        // Anchored and smoothed windows also look at the last sample
+        // before their start.
+        start = start.saturating_sub(lookback + range_ms - 1);
     } else {
         // Range selectors are left-open.
         start = start.saturating_sub(range_ms - 1);
+    }
+    if smoothed {
+        // Smoothing interpolates towards the next sample, too.
+        end = end.saturating_add(lookback);
     }
     start = start.saturating_sub(selector.offset_ms);
     end = end.saturating_sub(selector.offset_ms);

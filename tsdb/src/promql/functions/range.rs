@@ -5,24 +5,120 @@
 
 use super::super::aggregate::kahan_sum_inc;
 use super::super::error::{Error, Result};
-use super::super::eval::RangeArg;
+use super::super::eval::{RangeArg, interpolate};
+use super::super::parse::Extension;
 use super::{RangeFn, Window};
 use crate::promql::Point;
 
 pub(super) fn function(name: &str) -> Option<RangeFn> {
     Some(match name {
-        "rate" => |w| Ok(extrapolated_rate(w, true, true)),
-        "increase" => |w| Ok(extrapolated_rate(w, true, false)),
-        "delta" => |w| Ok(extrapolated_rate(w, false, false)),
+        "rate" => |w| Ok(rate(w, true, true)),
+        "increase" => |w| Ok(rate(w, true, false)),
+        "delta" => |w| Ok(rate(w, false, false)),
         "irate" => |w| Ok(instant_value(w.points, true)),
         "idelta" => |w| Ok(instant_value(w.points, false)),
         "deriv" => |w| Ok(deriv(w.points)),
         "predict_linear" => |w| Ok(predict_linear(w)),
-        "resets" => |w| Ok(Some(resets(w.points))),
-        "changes" => |w| Ok(Some(changes(w.points))),
+        "resets" => |w| Ok(anchored_points(w).map(resets)),
+        "changes" => |w| Ok(anchored_points(w).map(changes)),
         "double_exponential_smoothing" => |w| Ok(double_exponential_smoothing(w)),
         _ => return None,
     })
+}
+
+fn rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    match w.extension {
+        None => extrapolated_rate(w, is_counter, is_rate),
+        Some(extension) => extended_rate(w, extension, is_counter, is_rate),
+    }
+}
+
+/// The samples `resets` and `changes` count over: for `anchored`, from the
+/// last sample at or before the window start; nothing when no sample is
+/// inside the window.
+fn anchored_points<'a>(w: &Window<'a>) -> Option<&'a [Point]> {
+    let points = w.points;
+    if w.extension.is_none() {
+        return Some(points);
+    }
+    let last = points.last()?;
+    if last.t <= w.range_start {
+        return None;
+    }
+    let first = points[..points.len() - 1]
+        .partition_point(|p| p.t <= w.range_start)
+        .saturating_sub(1);
+    Some(&points[first..])
+}
+
+/// `rate`, `increase` and `delta` over an `anchored` or `smoothed` window:
+/// the difference between the values at the window's bounds (the nearest
+/// samples, or for `smoothed` interpolated between the samples around each
+/// bound), corrected for counter resets, without extrapolation.
+fn extended_rate(
+    w: &Window<'_>,
+    extension: Extension,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let f = w.points;
+    let smoothed = extension == Extension::Smoothed;
+    let mut last = f.len().checked_sub(1)?;
+    let mut first = f[..last]
+        .partition_point(|p| p.t <= w.range_start)
+        .saturating_sub(1);
+    if smoothed {
+        last = f[..last].partition_point(|p| p.t < w.range_end);
+    }
+    if f[last].t <= w.range_start {
+        return None;
+    }
+    // With data only after the window there is nothing to interpolate from.
+    if smoothed && f[first].t > w.range_end {
+        return None;
+    }
+    let left = if smoothed && f[first].t < w.range_start && first + 1 < f.len() {
+        interpolate(f[first], f[first + 1], w.range_start, is_counter)
+    } else {
+        f[first].v
+    };
+    let right = if smoothed && last > 0 && f[last].t > w.range_end {
+        interpolate(f[last - 1], f[last], w.range_end, is_counter)
+    } else {
+        f[last].v
+    };
+    let mut result = right - left;
+    if is_counter {
+        // Only samples strictly inside the window: the bounds already
+        // handled resets there.
+        if f[first].t <= w.range_start {
+            first += 1;
+        }
+        let inner_end = if f[last].t >= w.range_end {
+            last
+        } else {
+            last + 1
+        };
+        let inner = if first < inner_end {
+            &f[first..inner_end]
+        } else {
+            &[][..]
+        };
+        let mut previous = left;
+        for p in inner {
+            if p.v < previous {
+                result += previous;
+            }
+            previous = p.v;
+        }
+        if right < previous {
+            result += previous;
+        }
+    }
+    if is_rate {
+        result /= w.range_ms as f64 / 1000.0;
+    }
+    Some(result)
 }
 
 /// The increase (or rate) over the window, extrapolated towards the window
@@ -219,6 +315,7 @@ mod tests {
             range_end: end,
             range_ms: end - start,
             params: &[],
+            extension: None,
         }
     }
 
