@@ -1,8 +1,9 @@
 //! `sextant check ...`: validate files as `promtool check ...` does.
 
+use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
@@ -21,6 +22,13 @@ pub enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate and lint an exposition (text format, or OpenMetrics when it
+    /// ends with `# EOF`) like `promtool check metrics`: problems go to
+    /// stderr and exit with code 3.
+    Metrics {
+        /// The exposition file; `-` or nothing reads standard input.
+        file: Option<PathBuf>,
+    },
 }
 
 /// Runs a check, printing one verdict per file.
@@ -33,7 +41,33 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
             print!("{}", check_config_files(&files)?);
             Ok(())
         }
+        CheckCommand::Metrics { file } => check_metrics(file),
     }
+}
+
+/// Exit code of `check metrics` for lint problems, as promtool's.
+const LINT_PROBLEMS_EXIT_CODE: i32 = 3;
+
+fn check_metrics(file: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut body = Vec::new();
+    match file {
+        Some(path) if path.as_os_str() != "-" => {
+            body = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("reading standard input")?;
+        }
+    }
+    let problems = scraper::exposition::lint::check_detected(&body).context("error while linting")?;
+    for problem in &problems {
+        eprintln!("{} {}", problem.metric, problem.text);
+    }
+    if !problems.is_empty() {
+        std::process::exit(LINT_PROBLEMS_EXIT_CODE);
+    }
+    Ok(())
 }
 
 /// Checks each config file (and the scrape config files it names); returns

@@ -1,0 +1,344 @@
+//! Scrape loops: one per target, fetching on a fixed interval, parsing, and
+//! appending the samples of each scrape through one [`Appender`] batch, with
+//! Prometheus's semantics:
+//!
+//! - target labels merged under `honor_labels` ([`sample_labels`]), then
+//!   `metric_relabel_configs` ([`MetricRelabel`]), then the label limits;
+//! - explicit timestamps used under `honor_timestamps`;
+//! - the same series twice in one body: the first sample wins, the others
+//!   count as duplicates;
+//! - exceeding `sample_limit`, a malformed body, an invalid label set, an
+//!   HTTP error or a timeout fail the whole scrape: nothing of the body is
+//!   kept and every series of the previous scrape gets a staleness marker;
+//! - series that vanish between two scrapes get a staleness marker
+//!   ([`tsdb::model::STALE_NAN`]), and so do all series of a target that goes
+//!   away ([`Stop::MarkStale`]);
+//! - the synthetic series `up`, `scrape_duration_seconds`,
+//!   `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling` and
+//!   `scrape_series_added` after every scrape;
+//! - a per-target series cache keyed by the series text as written, so a
+//!   steady-state scrape neither builds labels nor hashes them;
+//! - the first scrape delayed by an offset derived from a hash of the target,
+//!   so targets with the same interval spread over it.
+//!
+//! [`Appender`]: tsdb::storage::Appender
+
+mod append;
+mod fetch;
+mod labels;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::{Instant, MissedTickBehavior};
+use tsdb::clock::Clock;
+use tsdb::error::AppendError;
+use tsdb::model::Labels;
+use tsdb::storage::Appendable;
+
+use crate::exposition::{ContentTypeError, Format, ParseError};
+
+pub use append::{ScrapeReport, TargetState};
+pub use fetch::{Fetch, Fetched, HttpFetcher, default_client};
+pub use labels::{SeriesError, check_labels, sample_labels};
+
+/// `metric_relabel_configs` applied to each new series: the labels after
+/// relabeling, or `None` to drop the series.
+pub type MetricRelabel = Arc<dyn Fn(&Labels) -> Option<Labels> + Send + Sync>;
+
+/// Per-scrape limits; 0 means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Most samples one scrape may keep after metric relabeling; more fails
+    /// the scrape.
+    pub sample_limit: usize,
+    /// Most labels per series, `__name__` included.
+    pub label_limit: usize,
+    /// Longest label name, in bytes.
+    pub label_name_length_limit: usize,
+    /// Longest label value, in bytes.
+    pub label_value_length_limit: usize,
+    /// Largest uncompressed body, in bytes.
+    pub body_size_limit: usize,
+}
+
+/// How one target is scraped: its labels and the scrape config's settings.
+#[derive(Clone)]
+pub struct TargetOptions {
+    /// The target's labels after relabeling (`job`, `instance`, ...), without
+    /// `__`-prefixed labels.
+    pub labels: Labels,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    /// Also write staleness markers for series with explicit timestamps.
+    pub track_timestamps_staleness: bool,
+    pub limits: Limits,
+    pub metric_relabel: Option<MetricRelabel>,
+    /// Parser for a response without a usable `Content-Type`
+    /// (`fallback_scrape_protocol`); without one such a scrape fails.
+    pub fallback_format: Option<Format>,
+}
+
+impl TargetOptions {
+    /// Prometheus's defaults: 1 m interval, 10 s timeout, timestamps honored,
+    /// labels not honored, no limits.
+    pub fn new(labels: Labels) -> Self {
+        TargetOptions {
+            labels,
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            honor_labels: false,
+            honor_timestamps: true,
+            track_timestamps_staleness: false,
+            limits: Limits::default(),
+            metric_relabel: None,
+            fallback_format: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TargetOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetOptions")
+            .field("labels", &self.labels)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("honor_labels", &self.honor_labels)
+            .field("honor_timestamps", &self.honor_timestamps)
+            .field("limits", &self.limits)
+            .field("metric_relabel", &self.metric_relabel.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a scrape failed. The text is what the targets API shows as the last
+/// error.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("{0}")]
+    Http(String),
+    #[error("server returned HTTP status {0}")]
+    Status(String),
+    #[error("scrape timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("body size limit exceeded: the body is larger than {0} bytes")]
+    BodySizeLimit(usize),
+    #[error(transparent)]
+    ContentType(#[from] ContentTypeError),
+    #[error("parsing the {format} body failed: {error}")]
+    Parse { format: Format, error: ParseError },
+    #[error(transparent)]
+    Series(#[from] SeriesError),
+    #[error("sample limit exceeded: {samples} samples after relabeling, limit {limit}")]
+    SampleLimit { samples: usize, limit: usize },
+    #[error("{0}")]
+    LabelLimit(String),
+    #[error("appending to storage failed: {0}")]
+    Append(#[from] AppendError),
+}
+
+/// What a stopped loop leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The target went away: write staleness markers for all its series,
+    /// the synthetic ones included.
+    MarkStale,
+    /// The loop is replaced (config reload) or the server shuts down: the
+    /// series stay as they are.
+    Keep,
+}
+
+/// The delay before a target's first scrape: the next instant whose offset
+/// within the interval equals `(target_hash ^ seed) % interval`, so targets
+/// spread evenly over the interval and keep their phase across restarts (as
+/// Prometheus's `Target.offset`).
+pub fn first_scrape_delay(
+    now_ms: i64,
+    interval: Duration,
+    target_hash: u64,
+    seed: u64,
+) -> Duration {
+    let interval_ms = i64::try_from(interval.as_millis())
+        .unwrap_or(i64::MAX)
+        .max(1);
+    let interval_u = interval_ms.unsigned_abs();
+    let offset = i64::try_from((target_hash ^ seed) % interval_u).unwrap_or(0);
+    let phase = now_ms.rem_euclid(interval_ms);
+    let delay = (offset - phase).rem_euclid(interval_ms);
+    Duration::from_millis(delay.unsigned_abs())
+}
+
+/// A stable 64-bit FNV-1a hash of a target's labels and URL, the input of
+/// [`first_scrape_delay`].
+pub fn target_hash(labels: &Labels, url: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for label in labels {
+        feed(label.name.as_bytes());
+        feed(&[0xff]);
+        feed(label.value.as_bytes());
+        feed(&[0xff]);
+    }
+    feed(url.as_bytes());
+    hash
+}
+
+/// One target's scrape loop.
+pub struct ScrapeLoop<F> {
+    state: TargetState,
+    fetcher: F,
+    storage: Arc<dyn Appendable>,
+    clock: Arc<dyn Clock>,
+    last_report: Arc<parking_lot::Mutex<Option<ScrapeReport>>>,
+}
+
+impl<F: Fetch> ScrapeLoop<F> {
+    pub fn new(
+        options: TargetOptions,
+        fetcher: F,
+        storage: Arc<dyn Appendable>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        ScrapeLoop {
+            state: TargetState::new(options),
+            fetcher,
+            storage,
+            clock,
+            last_report: Arc::default(),
+        }
+    }
+
+    /// The fetcher (tests inspect what it fetched).
+    pub fn fetcher(&self) -> &F {
+        &self.fetcher
+    }
+
+    /// The report of the latest scrape, shared with whoever shows target
+    /// health (the targets API).
+    pub fn last_report(&self) -> Arc<parking_lot::Mutex<Option<ScrapeReport>>> {
+        Arc::clone(&self.last_report)
+    }
+
+    /// Fetches and appends one scrape now.
+    pub async fn scrape_once(&mut self) -> ScrapeReport {
+        let start_ms = self.clock.now_ms();
+        let started = Instant::now();
+        let fetched = self.fetcher.fetch().await;
+        self.append(fetched, start_ms, started)
+    }
+
+    fn append(
+        &mut self,
+        fetched: Result<Fetched, ScrapeError>,
+        start_ms: i64,
+        started: Instant,
+    ) -> ScrapeReport {
+        let report = self
+            .state
+            .append_scrape(&*self.storage, fetched, start_ms, started.elapsed());
+        if let Some(error) = &report.error {
+            tracing::debug!(target = %self.state.options().labels, %error, "scrape failed");
+        }
+        *self.last_report.lock() = Some(report.clone());
+        report
+    }
+
+    /// Scrapes every interval, the first time after [`first_scrape_delay`],
+    /// until told to stop. A dropped sender means shutdown ([`Stop::Keep`]).
+    pub async fn run(mut self, target_hash: u64, stop: oneshot::Receiver<Stop>) {
+        let interval = self.state.options().interval;
+        let delay = first_scrape_delay(self.clock.now_ms(), interval, target_hash, 0);
+        tokio::pin!(stop);
+        let mut ticker = tokio::time::interval_at(
+            Instant::now() + delay,
+            interval.max(Duration::from_millis(1)),
+        );
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                how = &mut stop => return self.finish(how.unwrap_or(Stop::Keep)),
+                _ = ticker.tick() => {}
+            }
+            let start_ms = self.clock.now_ms();
+            let started = Instant::now();
+            let fetched = tokio::select! {
+                biased;
+                how = &mut stop => return self.finish(how.unwrap_or(Stop::Keep)),
+                fetched = self.fetcher.fetch() => fetched,
+            };
+            self.append(fetched, start_ms, started);
+        }
+    }
+
+    fn finish(mut self, how: Stop) {
+        if how == Stop::MarkStale {
+            let now = self.clock.now_ms();
+            if let Err(error) = self.state.append_end_of_run(&*self.storage, now) {
+                tracing::warn!(target = %self.state.options().labels, %error, "writing end-of-run staleness markers failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_scrape_lands_on_the_target_phase() {
+        let interval = Duration::from_secs(15);
+        // Offset 4000 ms within the interval.
+        let hash = 4_000;
+        assert_eq!(
+            first_scrape_delay(30_000, interval, hash, 0),
+            Duration::from_millis(4_000)
+        );
+        assert_eq!(
+            first_scrape_delay(33_000, interval, hash, 0),
+            Duration::from_millis(1_000)
+        );
+        assert_eq!(
+            first_scrape_delay(34_000, interval, hash, 0),
+            Duration::ZERO
+        );
+        assert_eq!(
+            first_scrape_delay(35_000, interval, hash, 0),
+            Duration::from_millis(14_000)
+        );
+        // The seed shifts every target alike.
+        assert_eq!(
+            first_scrape_delay(30_000, interval, hash, 4_000 ^ 1_000),
+            Duration::from_millis(1_000)
+        );
+    }
+
+    #[test]
+    fn offsets_spread_targets_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let mut buckets = [0usize; 10];
+        for i in 0..1000 {
+            let labels = Labels::from_pairs(&[
+                ("instance", format!("host-{i}:9100")),
+                ("job", "node".to_string()),
+            ]);
+            let delay =
+                first_scrape_delay(0, interval, target_hash(&labels, "http://x/metrics"), 0);
+            assert!(delay < interval);
+            buckets[(delay.as_millis() / 1000) as usize] += 1;
+        }
+        // 100 per second expected; every second of the interval gets some.
+        assert!(
+            buckets.iter().all(|&n| (50..=150).contains(&n)),
+            "{buckets:?}"
+        );
+    }
+}
