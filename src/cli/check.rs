@@ -60,14 +60,16 @@ fn check_metrics(file: Option<PathBuf>) -> anyhow::Result<()> {
                 .context("reading standard input")?;
         }
     }
-    let problems = scraper::exposition::lint::check_detected(&body).context("error while linting")?;
-    for problem in &problems {
-        eprintln!("{} {}", problem.metric, problem.text);
+    match scraper::exposition::lint::check_detected(&body) {
+        Ok((_, problems)) if problems.is_empty() => Ok(()),
+        Ok((_, problems)) => {
+            for problem in &problems {
+                eprintln!("{} {}", problem.metric, problem.text);
+            }
+            std::process::exit(LINT_PROBLEMS_EXIT_CODE);
+        }
+        Err(error) => bail!("error while linting: {error}"),
     }
-    if !problems.is_empty() {
-        std::process::exit(LINT_PROBLEMS_EXIT_CODE);
-    }
-    Ok(())
 }
 
 /// Checks each config file (and the scrape config files it names); returns

@@ -10,7 +10,7 @@
 //! placement and size. They are stricter than what a scrape accepts; see
 //! `docs/format/exposition.md`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::parser::{LabelPairs, Parser, Sample};
 use super::{Entry, Format, MetricType, ParseError};
@@ -26,16 +26,12 @@ pub struct Problem {
     pub text: String,
 }
 
-/// Guesses the format of an exposition read from a file: OpenMetrics when
-/// its last line is `# EOF`, the text format otherwise.
-pub fn detect_format(body: &[u8]) -> Format {
+/// Does the body end with an OpenMetrics `# EOF` line? (A text-format body
+/// may too: there it is a comment.)
+fn ends_with_eof(body: &[u8]) -> bool {
     let trimmed = body.strip_suffix(b"\n").unwrap_or(body);
     let last_line = trimmed.rsplit(|&b| b == b'\n').next().unwrap_or_default();
-    if last_line == b"# EOF" {
-        Format::OpenMetrics
-    } else {
-        Format::Text
-    }
+    last_line == b"# EOF"
 }
 
 /// Validates `body` with the reference parsers' rules.
@@ -58,17 +54,31 @@ pub fn check(body: &[u8], format: Format) -> Result<Vec<Problem>, ParseError> {
     for family in &families {
         lint_family(family, format, &mut problems);
     }
+    // Sorted like promlint's output; like it, one problem per offending
+    // metric, repeats included.
     problems.sort();
-    problems.dedup();
     Ok(problems)
 }
 
-/// [`check`] with the format guessed by [`detect_format`].
+/// [`check`] for a body of unknown format, such as a file: OpenMetrics when
+/// it ends with `# EOF` and is valid OpenMetrics, otherwise the text format
+/// (where `# EOF` is just a comment). Returns the format used.
 ///
 /// # Errors
-/// The first syntax or family-rule violation, with its line.
-pub fn check_detected(body: &[u8]) -> Result<Vec<Problem>, ParseError> {
-    check(body, detect_format(body))
+/// The first violation; for a body ending with `# EOF` that is valid in
+/// neither format, the OpenMetrics one.
+pub fn check_detected(body: &[u8]) -> Result<(Format, Vec<Problem>), ParseError> {
+    if ends_with_eof(body) {
+        match check(body, Format::OpenMetrics) {
+            Ok(problems) => return Ok((Format::OpenMetrics, problems)),
+            Err(om_error) => {
+                return check(body, Format::Text)
+                    .map(|problems| (Format::Text, problems))
+                    .map_err(|_| om_error);
+            }
+        }
+    }
+    check(body, Format::Text).map(|problems| (Format::Text, problems))
 }
 
 /// What the lints need to know about a family.
@@ -77,7 +87,25 @@ struct FamilySummary {
     name: String,
     kind: MetricType,
     has_help: bool,
-    label_names: HashSet<String>,
+    /// The label names of each metric of the family (a metric is a label set
+    /// without `le` for buckets and `quantile` for summary quantiles, as in
+    /// `expfmt`'s metric families); `promlint` reports per metric.
+    metrics: Vec<Vec<String>>,
+}
+
+/// The metrics of a family: identity labels -> label names.
+type Metrics = HashMap<Vec<(String, String)>, Vec<String>>;
+
+/// Files a sample's labels under its metric.
+fn add_metric(metrics: &mut Metrics, labels: &[(String, String)], point_label: Option<&str>) {
+    let identity: Vec<(String, String)> = labels
+        .iter()
+        .filter(|(n, _)| Some(n.as_str()) != point_label)
+        .cloned()
+        .collect();
+    metrics
+        .entry(identity)
+        .or_insert_with_key(|identity| identity.iter().map(|(n, _)| n.clone()).collect());
 }
 
 fn families(body: &[u8], format: Format) -> Result<Vec<FamilySummary>, ParseError> {
@@ -127,7 +155,7 @@ struct TextChecker {
 struct TextFamily {
     kind: Option<MetricType>,
     has_help: bool,
-    label_names: HashSet<String>,
+    metrics: Metrics,
 }
 
 impl TextChecker {
@@ -169,7 +197,7 @@ impl TextChecker {
                 name,
                 kind: f.kind.unwrap_or_default(),
                 has_help: f.has_help,
-                label_names: f.label_names,
+                metrics: f.metrics.into_values().collect(),
             })
             .collect())
     }
@@ -200,14 +228,12 @@ impl TextChecker {
         }
         let family = self.families.entry(family_name.to_string()).or_default();
         let kind = *family.kind.get_or_insert(MetricType::Unknown);
-        family
-            .label_names
-            .extend(labels.iter().map(|(n, _)| n.clone()));
         let float_label = match (kind, suffix) {
             (MetricType::Summary, "") => Some("quantile"),
             (MetricType::Histogram, "_bucket") => Some("le"),
             _ => None,
         };
+        add_metric(&mut family.metrics, &labels, float_label);
         if let Some(float_label) = float_label
             && let Some(value) = label(&labels, float_label)
             && super::float::parse_go_float_label(value).is_none()
@@ -242,7 +268,7 @@ struct OmFamily {
     group: Option<Vec<(String, String)>>,
     group_timestamp: Option<i64>,
     seen_groups: HashSet<Vec<(String, String)>>,
-    label_names: HashSet<String>,
+    metrics: Metrics,
 }
 
 /// What the histogram checks need of a sample.
@@ -267,7 +293,7 @@ impl OmFamily {
             group: None,
             group_timestamp: None,
             seen_groups: HashSet::new(),
-            label_names: HashSet::new(),
+            metrics: Metrics::new(),
         }
     }
 
@@ -379,9 +405,12 @@ impl OpenMetricsChecker {
         let suffix = family.suffix_of(name).unwrap_or_default().to_string();
         let kind = family.kind();
         let labels = sorted_labels(line, sample.raw_labels())?;
-        family
-            .label_names
-            .extend(labels.iter().map(|(n, _)| n.clone()));
+        let point_label = match (kind, suffix.as_str()) {
+            (MetricType::Summary, "") => Some("quantile"),
+            (MetricType::Histogram | MetricType::GaugeHistogram, "_bucket") => Some("le"),
+            _ => None,
+        };
+        add_metric(&mut family.metrics, &labels, point_label);
         let value = sample.value;
 
         // Values by type and sample name.
@@ -564,7 +593,7 @@ impl OpenMetricsChecker {
             name: family.name,
             kind: family.kind.unwrap_or_default(),
             has_help: family.help,
-            label_names: family.label_names,
+            metrics: family.metrics.into_values().collect(),
         });
         Ok(())
     }
@@ -801,11 +830,13 @@ fn lint_family(family: &FamilySummary, format: Format, problems: &mut Vec<Proble
         if !histogram && !summary && name.ends_with("_sum") {
             report("non-histogram and non-summary metrics should not have \"_sum\" suffix".into());
         }
-        if !histogram && family.label_names.contains("le") {
-            report("non-histogram metrics should not have \"le\" label".into());
-        }
-        if !summary && family.label_names.contains("quantile") {
-            report("non-summary metrics should not have \"quantile\" label".into());
+        for label in family.metrics.iter().flatten() {
+            if !histogram && label == "le" {
+                report("non-histogram metrics should not have \"le\" label".into());
+            }
+            if !summary && label == "quantile" {
+                report("non-summary metrics should not have \"quantile\" label".into());
+            }
         }
     }
     let lower = name.to_ascii_lowercase();
@@ -826,8 +857,10 @@ fn lint_family(family: &FamilySummary, format: Format, problems: &mut Vec<Proble
     if is_camel_case(name) {
         report("metric names should be written in 'snake_case' not 'camelCase'".into());
     }
-    if family.label_names.iter().any(|l| is_camel_case(l)) {
-        report("label names should be written in 'snake_case' not 'camelCase'".into());
+    for label in family.metrics.iter().flatten() {
+        if is_camel_case(label) {
+            report("label names should be written in 'snake_case' not 'camelCase'".into());
+        }
     }
     if UNIT_ABBREVIATIONS.iter().any(|a| has_part(&lower, a)) {
         report("metric names should not contain abbreviated units".into());
@@ -842,7 +875,7 @@ mod tests {
 
     fn check_lint(body: &str, expect: Expect) {
         let out = match check_detected(body.as_bytes()) {
-            Ok(problems) => problems
+            Ok((_, problems)) => problems
                 .iter()
                 .map(|p| format!("{} {}\n", p.metric, p.text))
                 .collect::<String>(),
@@ -953,10 +986,19 @@ my_gauge_count{quantile="0.5"} 1
     }
 
     #[test]
-    fn detects_openmetrics_by_its_eof() {
-        assert_eq!(detect_format(b"a 1\n# EOF\n"), Format::OpenMetrics);
-        assert_eq!(detect_format(b"a 1\n# EOF"), Format::OpenMetrics);
-        assert_eq!(detect_format(b"a 1\n"), Format::Text);
-        assert_eq!(detect_format(b""), Format::Text);
+    fn detects_openmetrics_by_its_eof_and_validity() {
+        let detect = |body: &[u8]| check_detected(body).map(|(f, _)| f);
+        assert_eq!(
+            detect(b"# HELP a A.\na 1\n# EOF\n"),
+            Ok(Format::OpenMetrics)
+        );
+        assert_eq!(detect(b"# HELP a A.\na 1\n# EOF"), Ok(Format::OpenMetrics));
+        assert_eq!(detect(b"# HELP a A.\na 1\n"), Ok(Format::Text));
+        assert_eq!(detect(b""), Ok(Format::Text));
+        // Not OpenMetrics (a family split by another), fine as text.
+        assert_eq!(detect(b"a 1\nb 1\na{x=\"y\"} 1\n# EOF\n"), Ok(Format::Text));
+        // Invalid either way: the OpenMetrics error.
+        let err = detect(b"a{x=y} 1\n# EOF\n").unwrap_err();
+        assert_eq!(err.line, 1);
     }
 }
