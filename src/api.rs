@@ -12,6 +12,7 @@ pub mod json;
 pub mod params;
 mod position;
 mod query;
+mod render;
 mod series;
 pub mod status;
 mod targets;
@@ -108,6 +109,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/status/flags", get(status::flags))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/render", get(render::render).post(render::render))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .with_state(api)
 }

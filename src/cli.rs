@@ -3,6 +3,7 @@
 pub mod check;
 pub mod promqltest;
 pub mod query;
+pub mod render;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub enum Command {
     },
     /// Run promqltest scripts (the PromQL conformance test language).
     Promqltest(promqltest::PromqltestArgs),
+    /// Draw a range query as a PNG or SVG chart.
+    Render(render::RenderArgs),
 }
 
 /// Runs one command.
@@ -65,6 +68,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Vectors { files } => run_vectors(&files),
         Command::Promqltest(args) => promqltest::run(&args),
+        Command::Render(args) => {
+            print!("{}", runtime()?.block_on(render::run(args))?);
+            Ok(())
+        }
     }
 }
 

@@ -331,6 +331,12 @@ pub fn render_panels(panels: &[Chart], format: Format, size: Size) -> Result<Vec
     draw::render(panels, format, size)
 }
 
+/// The resolution charts of `range` use unless told otherwise: about 250
+/// points, at least one second (the Prometheus UI's default).
+pub fn default_step_ms(range: TimeRange) -> i64 {
+    (range.end.saturating_sub(range.start) / 250 / 1000 * 1000).max(1000)
+}
+
 fn validate_range(range: TimeRange) -> Result<()> {
     let invalid = |reason| Error::InvalidTimeRange {
         start: range.start,
@@ -411,6 +417,17 @@ mod tests {
             render(&huge, Format::Svg, Size::default()),
             Err(Error::InvalidTimeRange { .. })
         ));
+    }
+
+    #[test]
+    fn default_step_gives_about_250_points() {
+        assert_eq!(default_step_ms(TimeRange::new(0, 3_600_000)), 14_000);
+        assert_eq!(default_step_ms(TimeRange::new(0, 60_000)), 1_000);
+        assert_eq!(default_step_ms(TimeRange::new(0, 0)), 1_000);
+        assert_eq!(
+            default_step_ms(TimeRange::new(i64::MIN, i64::MAX)),
+            i64::MAX / 250 / 1000 * 1000
+        );
     }
 
     #[test]
