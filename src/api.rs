@@ -20,9 +20,10 @@ mod targets;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
+use tower_http::cors::CorsLayer;
 use tsdb::clock::Clock;
 use tsdb::storage::Queryable;
 
@@ -112,6 +113,22 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/render", get(render::render).post(render::render))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .with_state(api)
+        .layer(cors())
+}
+
+/// CORS as Prometheus answers it with its default `--web.cors.origin=.*`,
+/// so browser tools can call the API directly.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::ACCEPT,
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ORIGIN,
+        ])
+        .expose_headers([header::DATE])
 }
 
 async fn not_found() -> ApiError {

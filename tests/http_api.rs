@@ -621,6 +621,42 @@ async fn targets_and_metadata() {
 }
 
 #[tokio::test]
+async fn gzip_and_cors() {
+    let server = start().await;
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let response = client
+        .get(format!("{}/api/v1/series?match[]=up", server.base))
+        .header("Accept-Encoding", "gzip")
+        .header("Origin", "http://grafana.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers();
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert_eq!(headers["access-control-expose-headers"], "date");
+    // A browser's preflight.
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/v1/query", server.base),
+        )
+        .header("Origin", "http://grafana.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status().as_u16(), 200);
+    assert!(
+        preflight.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+}
+
+#[tokio::test]
 async fn unknown_endpoints_are_not_found() {
     let server = start().await;
     check(

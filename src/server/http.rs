@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+use tower_http::compression::CompressionLayer;
 
 use crate::api::{self, Api};
 use crate::metrics::{self, Counter, DURATION_BUCKETS, Family, Histogram, Registry};
@@ -57,6 +58,7 @@ pub fn router(api: Arc<Api>, lifecycle: Arc<Lifecycle>) -> Router {
         .route("/-/reload", post(reload).put(reload))
         .with_state(lifecycle)
         .merge(api::router(api))
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(request_metrics, measure))
 }
 
