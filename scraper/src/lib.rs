@@ -1,7 +1,7 @@
 //! Pull scraping (see ARCHITECTURE.md): the Prometheus scrape configuration
 //! ([`config`]), service discovery ([`discovery`]), relabeling ([`relabel`]),
-//! scrape targets ([`target`]), exposition parsing ([`exposition`]) and scrape
-//! loops ([`scrape_loop`]).
+//! scrape targets ([`target`]), exposition parsing ([`exposition`]), scrape
+//! loops ([`scrape_loop`]) and scrape pools ([`pool`]).
 
 // Lets `with_*` macros name this crate by path in serde attributes, which
 // cannot use `$crate`.
@@ -10,6 +10,7 @@ extern crate self as scraper;
 pub mod config;
 pub mod discovery;
 pub mod exposition;
+pub mod pool;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;

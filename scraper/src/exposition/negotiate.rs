@@ -2,6 +2,7 @@
 //! sends, and the parser chosen from the response's `Content-Type`.
 
 use super::Format;
+use crate::config::ScrapeProtocol;
 
 /// The `Accept` header of a Prometheus 3 scrape with the default
 /// `scrape_protocols` (OpenMetrics 1.0.0, OpenMetrics 0.0.1, text 1.0.0, text
@@ -13,30 +14,26 @@ text/plain;version=0.0.4;q=0.3,\
 */*;q=0.2";
 
 /// The scrape protocols Prometheus knows; the weights of the `Accept` header
-/// count all of them, including the protobuf one Sextant does not speak.
+/// count all of them, including the protobuf one Sextant does not parse.
 const KNOWN_PROTOCOLS: usize = 5;
 
-/// Builds the `Accept` header for `protocols` (Prometheus's
-/// `scrape_protocols` names, most preferred first), as Prometheus does: each
-/// gets a descending `q`, the 1.0.0 versions ask for UTF-8 names, and `*/*`
-/// comes last. Unknown names are skipped.
-pub fn accept_header<S: AsRef<str>>(protocols: &[S]) -> String {
+/// Builds the `Accept` header for `protocols` (`scrape_protocols`, most
+/// preferred first), as Prometheus does: each gets a descending `q`, the
+/// 1.0.0 versions ask for UTF-8 names unescaped, and `*/*` comes last.
+pub fn accept_header(protocols: &[ScrapeProtocol]) -> String {
     let mut weight = KNOWN_PROTOCOLS + 1;
     let mut parts = Vec::with_capacity(protocols.len() + 1);
     for protocol in protocols {
-        let value = match protocol.as_ref() {
-            "OpenMetricsText1.0.0" => {
-                "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8"
+        let escaping = match protocol {
+            ScrapeProtocol::OpenMetricsText1_0_0 | ScrapeProtocol::PrometheusText1_0_0 => {
+                ";escaping=allow-utf-8"
             }
-            "OpenMetricsText0.0.1" => "application/openmetrics-text;version=0.0.1",
-            "PrometheusText1.0.0" => "text/plain;version=1.0.0;escaping=allow-utf-8",
-            "PrometheusText0.0.4" => "text/plain;version=0.0.4",
-            "PrometheusProto" => {
-                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
-            }
-            _ => continue,
+            _ => "",
         };
-        parts.push(format!("{value};q=0.{weight}"));
+        parts.push(format!(
+            "{}{escaping};q=0.{weight}",
+            protocol.header_value()
+        ));
         weight = weight.saturating_sub(1);
     }
     parts.push(format!("*/*;q=0.{weight}"));
@@ -101,18 +98,13 @@ fn is_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DEFAULT_SCRAPE_PROTOCOLS;
 
     #[test]
     fn default_accept_header_matches_prometheus() {
-        let defaults = [
-            "OpenMetricsText1.0.0",
-            "OpenMetricsText0.0.1",
-            "PrometheusText1.0.0",
-            "PrometheusText0.0.4",
-        ];
-        assert_eq!(accept_header(&defaults), ACCEPT_HEADER);
+        assert_eq!(accept_header(&DEFAULT_SCRAPE_PROTOCOLS), ACCEPT_HEADER);
         assert_eq!(
-            accept_header(&["PrometheusText0.0.4"]),
+            accept_header(&[ScrapeProtocol::PrometheusText0_0_4]),
             "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
         );
     }

@@ -44,6 +44,23 @@ pub struct ScrapeReport {
     pub error: Option<ScrapeError>,
 }
 
+impl ScrapeReport {
+    /// The report of a target that could not be scraped at all.
+    pub fn failed(error: ScrapeError) -> Self {
+        ScrapeReport {
+            time_ms: 0,
+            duration: Duration::ZERO,
+            samples_scraped: 0,
+            samples_post_metric_relabeling: 0,
+            series_added: 0,
+            out_of_order: 0,
+            duplicates: 0,
+            out_of_bounds: 0,
+            error: Some(error),
+        }
+    }
+}
+
 /// A cached series of a target.
 #[derive(Debug)]
 struct CachedSeries {

@@ -138,6 +138,8 @@ pub enum ScrapeError {
     LabelLimit(String),
     #[error("appending to storage failed: {0}")]
     Append(#[from] AppendError),
+    #[error("target_limit exceeded (number of targets: {targets}, limit: {limit})")]
+    TargetLimit { targets: usize, limit: usize },
 }
 
 /// What a stopped loop leaves behind.

@@ -1,0 +1,353 @@
+//! Scrape pools: the scrape loops of one scrape config, kept in step with
+//! its discovered targets, as Prometheus's `scrapePool`.
+//!
+//! [`ScrapePool::sync`] starts a loop for each new target, stops the loops of
+//! targets that went away (writing their staleness markers) and leaves the
+//! others running. A reloaded scrape config gets a new pool; the old one is
+//! stopped with [`Stop::Keep`] so its series continue in the new loops.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use reqwest::header::{ACCEPT, ACCEPT_ENCODING, HeaderMap, HeaderValue};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tsdb::clock::Clock;
+use tsdb::storage::Appendable;
+
+use crate::config::{ScrapeConfig, ScrapeProtocol};
+use crate::discovery::TargetGroup;
+use crate::exposition::{Format, accept_header};
+use crate::relabel::{self, RelabelConfig};
+use crate::scrape_loop::{
+    Fetch, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, Stop, TargetOptions,
+};
+use crate::target::{DroppedTarget, Target, targets_from_group};
+
+/// Makes the fetcher of a target; [`HttpFetchers`] in production.
+pub trait MakeFetcher: Send + Sync + 'static {
+    type Fetcher: Fetch + 'static;
+    fn make(&self, target: &Target) -> Self::Fetcher;
+}
+
+/// HTTP fetchers as a scrape config describes them: its client (TLS,
+/// proxy, redirects), authorization headers, `Accept` from
+/// `scrape_protocols`, compression and body size limit.
+#[derive(Debug, Clone)]
+pub struct HttpFetchers {
+    client: reqwest::Client,
+    headers: HeaderMap,
+    body_size_limit: usize,
+}
+
+/// Why a pool cannot be built from its config.
+#[derive(Debug, thiserror::Error)]
+#[error("scrape config {job:?}: {reason}")]
+pub struct PoolError {
+    pub job: String,
+    pub reason: String,
+}
+
+impl HttpFetchers {
+    /// # Errors
+    /// Unreadable TLS files or credentials, an invalid proxy or header.
+    pub fn from_config(config: &ScrapeConfig) -> Result<Self, PoolError> {
+        let error = |reason: String| PoolError {
+            job: config.job_name.clone(),
+            reason,
+        };
+        let http = config.http_client_config();
+        let client = http.build_client(true).map_err(|e| error(e.to_string()))?;
+        let mut headers = http.request_headers().map_err(|e| error(e.to_string()))?;
+        let accept = HeaderValue::from_str(&accept_header(config.protocols()))
+            .map_err(|e| error(e.to_string()))?;
+        headers.insert(ACCEPT, accept);
+        if !config.enable_compression {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
+        Ok(HttpFetchers {
+            client,
+            headers,
+            body_size_limit: usize::try_from(config.body_size_limit.bytes()).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+impl MakeFetcher for HttpFetchers {
+    type Fetcher = HttpFetcher;
+
+    fn make(&self, target: &Target) -> HttpFetcher {
+        let mut fetcher = HttpFetcher::new(
+            self.client.clone(),
+            target.url().clone(),
+            target.timeout(),
+            self.body_size_limit,
+        );
+        for (name, value) in &self.headers {
+            fetcher = fetcher.with_header(name.clone(), value.clone());
+        }
+        fetcher
+    }
+}
+
+/// What a scrape config says about scraping each of its targets.
+#[derive(Debug, Clone, Default)]
+pub struct PoolOptions {
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub track_timestamps_staleness: bool,
+    pub limits: Limits,
+    pub metric_relabel_configs: Vec<RelabelConfig>,
+    pub fallback_format: Option<Format>,
+    /// Most active targets; more makes every target of the pool fail.
+    pub target_limit: usize,
+}
+
+impl PoolOptions {
+    pub fn from_config(config: &ScrapeConfig) -> Self {
+        let limit = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        PoolOptions {
+            honor_labels: config.honor_labels,
+            honor_timestamps: config.honor_timestamps,
+            track_timestamps_staleness: config.track_timestamps_staleness,
+            limits: Limits {
+                sample_limit: limit(config.sample_limit),
+                label_limit: limit(config.label_limit),
+                label_name_length_limit: limit(config.label_name_length_limit),
+                label_value_length_limit: limit(config.label_value_length_limit),
+                body_size_limit: limit(config.body_size_limit.bytes()),
+            },
+            metric_relabel_configs: config.metric_relabel_configs.clone(),
+            fallback_format: config.fallback_scrape_protocol.and_then(|p| match p {
+                ScrapeProtocol::PrometheusText0_0_4 | ScrapeProtocol::PrometheusText1_0_0 => {
+                    Some(Format::Text)
+                }
+                ScrapeProtocol::OpenMetricsText0_0_1 | ScrapeProtocol::OpenMetricsText1_0_0 => {
+                    Some(Format::OpenMetrics)
+                }
+                ScrapeProtocol::PrometheusProto => None,
+            }),
+            target_limit: limit(config.target_limit),
+        }
+    }
+
+    /// The options of one target's loop.
+    fn target_options(
+        &self,
+        target: &Target,
+        relabel: Option<crate::scrape_loop::MetricRelabel>,
+    ) -> TargetOptions {
+        TargetOptions {
+            labels: target.series_labels(),
+            interval: target.interval(),
+            timeout: target.timeout(),
+            honor_labels: self.honor_labels,
+            honor_timestamps: self.honor_timestamps,
+            track_timestamps_staleness: self.track_timestamps_staleness,
+            limits: self.limits,
+            metric_relabel: relabel,
+            fallback_format: self.fallback_format,
+        }
+    }
+}
+
+/// A target with the outcome of its latest scrape, for the targets API.
+#[derive(Debug, Clone)]
+pub struct TargetStatus {
+    pub target: Target,
+    /// `None` until the first scrape.
+    pub last_report: Option<ScrapeReport>,
+}
+
+impl TargetStatus {
+    /// `up`, `down` or `unknown` (not scraped yet), as the targets API says.
+    pub fn health(&self) -> &'static str {
+        match &self.last_report {
+            None => "unknown",
+            Some(report) if report.error.is_none() => "up",
+            Some(_) => "down",
+        }
+    }
+}
+
+struct RunningLoop {
+    target: Target,
+    stop: oneshot::Sender<Stop>,
+    task: JoinHandle<()>,
+    last_report: Arc<Mutex<Option<ScrapeReport>>>,
+}
+
+/// The scrape loops of one scrape config.
+pub struct ScrapePool<M: MakeFetcher> {
+    options: PoolOptions,
+    metric_relabel: Option<crate::scrape_loop::MetricRelabel>,
+    fetchers: M,
+    storage: Arc<dyn Appendable>,
+    clock: Arc<dyn Clock>,
+    offset_seed: u64,
+    loops: HashMap<u64, RunningLoop>,
+    /// Targets over `target_limit`, shown with the error.
+    over_limit: Vec<TargetStatus>,
+    dropped: Vec<DroppedTarget>,
+}
+
+impl<M: MakeFetcher> ScrapePool<M> {
+    /// An empty pool; `offset_seed` shifts every target's scrape phase (from
+    /// the server's identity, so that two servers scraping the same targets
+    /// do not scrape in lockstep).
+    pub fn new(
+        options: PoolOptions,
+        fetchers: M,
+        storage: Arc<dyn Appendable>,
+        clock: Arc<dyn Clock>,
+        offset_seed: u64,
+    ) -> Self {
+        let metric_relabel = if options.metric_relabel_configs.is_empty() {
+            None
+        } else {
+            let configs = options.metric_relabel_configs.clone();
+            let relabel: crate::scrape_loop::MetricRelabel =
+                Arc::new(move |labels| relabel::process(labels, &configs));
+            Some(relabel)
+        };
+        ScrapePool {
+            options,
+            metric_relabel,
+            fetchers,
+            storage,
+            clock,
+            offset_seed,
+            loops: HashMap::new(),
+            over_limit: Vec::new(),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// [`ScrapePool::sync`] with the targets of discovered groups.
+    pub fn sync_groups(&mut self, groups: &[TargetGroup], config: &ScrapeConfig) {
+        let mut active = Vec::new();
+        let mut dropped = Vec::new();
+        for group in groups {
+            let targets = targets_from_group(group, config);
+            for failure in &targets.failures {
+                tracing::debug!(job = %config.job_name, %failure, "target dropped");
+            }
+            active.extend(targets.active);
+            dropped.extend(targets.dropped);
+        }
+        self.sync(active, dropped);
+    }
+
+    /// Makes the running loops those of `targets` (duplicates counted once):
+    /// loops of vanished targets stop with staleness markers, new targets get
+    /// a loop, the others keep theirs. Beyond `target_limit`, no target is
+    /// scraped: every loop stops and each target shows the error.
+    /// Must be called inside a tokio runtime.
+    pub fn sync(&mut self, targets: Vec<Target>, dropped: Vec<DroppedTarget>) {
+        self.dropped = dropped;
+        let mut wanted: HashMap<u64, Target> = HashMap::new();
+        for target in targets {
+            wanted.entry(target.hash()).or_insert(target);
+        }
+        self.over_limit.clear();
+        let limit = self.options.target_limit;
+        if limit > 0 && wanted.len() > limit {
+            let error = ScrapeError::TargetLimit {
+                targets: wanted.len(),
+                limit,
+            };
+            tracing::warn!(%error, "scrape pool over its target limit");
+            for (_, running) in self.loops.drain() {
+                let _ = running.stop.send(Stop::MarkStale);
+            }
+            self.over_limit = wanted
+                .into_values()
+                .map(|target| TargetStatus {
+                    target,
+                    last_report: Some(ScrapeReport::failed(error.clone())),
+                })
+                .collect();
+            return;
+        }
+        let gone: Vec<u64> = self
+            .loops
+            .keys()
+            .filter(|hash| !wanted.contains_key(hash))
+            .copied()
+            .collect();
+        for hash in gone {
+            if let Some(running) = self.loops.remove(&hash) {
+                // The loop writes its markers and exits on its own.
+                let _ = running.stop.send(Stop::MarkStale);
+            }
+        }
+        for (hash, target) in wanted {
+            if self.loops.contains_key(&hash) {
+                continue;
+            }
+            let options = self
+                .options
+                .target_options(&target, self.metric_relabel.clone());
+            let scrape_loop = ScrapeLoop::new(
+                options,
+                self.fetchers.make(&target),
+                Arc::clone(&self.storage),
+                Arc::clone(&self.clock),
+            );
+            let last_report = scrape_loop.last_report();
+            let (stop, stopped) = oneshot::channel();
+            let task = tokio::spawn(scrape_loop.run(hash ^ self.offset_seed, stopped));
+            self.loops.insert(
+                hash,
+                RunningLoop {
+                    target,
+                    stop,
+                    task,
+                    last_report,
+                },
+            );
+        }
+    }
+
+    /// The active targets with their latest scrape, sorted by URL.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        let mut out: Vec<TargetStatus> = self
+            .loops
+            .values()
+            .map(|running| TargetStatus {
+                target: running.target.clone(),
+                last_report: running.last_report.lock().clone(),
+            })
+            .chain(self.over_limit.iter().cloned())
+            .collect();
+        out.sort_by(|a, b| {
+            a.target
+                .url()
+                .as_str()
+                .cmp(b.target.url().as_str())
+                .then_with(|| a.target.labels().cmp(b.target.labels()))
+        });
+        out
+    }
+
+    /// Targets relabeling dropped.
+    pub fn dropped_targets(&self) -> &[DroppedTarget] {
+        &self.dropped
+    }
+
+    /// Stops every loop and waits for them: [`Stop::Keep`] on shutdown or
+    /// reload, [`Stop::MarkStale`] when the whole job goes away.
+    pub async fn stop(self, how: Stop) {
+        let mut tasks = Vec::new();
+        for (_, running) in self.loops {
+            let _ = running.stop.send(how);
+            tasks.push(running.task);
+        }
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "scrape loop task failed");
+            }
+        }
+    }
+}
