@@ -17,6 +17,14 @@ pub enum Error {
     InvalidCheckpoint(String),
     #[error("invalid vector file {path}: {reason}")]
     InvalidVectorFile { path: String, reason: String },
+    #[error("query {query} failed: {source}")]
+    Query {
+        query: String,
+        #[source]
+        source: tsdb::promql::Error,
+    },
+    #[error("query {query} returned no data")]
+    NoData { query: String },
     #[error("reading {path}: {source}")]
     Io {
         path: String,

@@ -1,0 +1,282 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The controller's inputs read through a real PromQL engine over a head holding
+//! cAdvisor- and kube-state-metrics-shaped series: 8 days of history for the VPA, and
+//! one HPA sync.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use autoscaler::controller::{Source, SourceOptions, WorkloadKind, WorkloadRef};
+use autoscaler::hpa::{self, History, MetricOutcome, MetricReading, Options};
+use autoscaler::model::HorizontalPodAutoscalerSpec;
+use autoscaler::vpa;
+use tsdb::head::{Head, HeadOptions};
+use tsdb::model::{Labels, Sample, TimeRange};
+use tsdb::promql::{Engine, EngineOptions, QueryBackend, QueryResult};
+use tsdb::storage::Appendable;
+
+/// The engine over a head, answering at once.
+struct Local {
+    head: Head,
+    engine: Engine,
+}
+
+impl QueryBackend for Local {
+    fn instant(
+        &self,
+        query: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = tsdb::promql::Result<QueryResult>> + Send {
+        std::future::ready(
+            self.engine
+                .instant_query(query, at_ms)
+                .and_then(|q| q.exec(&self.head)),
+        )
+    }
+
+    fn range(
+        &self,
+        query: &str,
+        range: TimeRange,
+        step: Duration,
+    ) -> impl Future<Output = tsdb::promql::Result<QueryResult>> + Send {
+        std::future::ready(
+            self.engine
+                .range_query(query, range.start, range.end, step)
+                .and_then(|q| q.exec(&self.head)),
+        )
+    }
+}
+
+/// Drives a future that completes without waiting (the local backend's are ready).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+const END: i64 = 1_700_006_400_000; // 2023-11-15T00:00:00Z
+const SCRAPE: i64 = 15_000;
+const DAY: i64 = 86_400_000;
+const POD_A: &str = "web-7d4b9c8f6b-x2x5z";
+const POD_B: &str = "web-7d4b9c8f6b-k9vqw";
+
+fn labels(name: &str, pairs: &[(&str, &str)]) -> Labels {
+    let mut all = vec![("__name__", name), ("namespace", "shop")];
+    all.extend_from_slice(pairs);
+    Labels::from_pairs(&all)
+}
+
+/// 8 days and 10 minutes of scrapes: per pod, an `app` container using 0.5 cores and
+/// 500 MB, a `proxy` using 0.05 cores and 50 MB; kube-state-metrics for 2 ready pods
+/// requesting 0.5 + 0.1 cores; 2 requests per second per pod; a queue of 30 messages.
+fn cluster() -> Local {
+    let head = Head::new(HeadOptions::default());
+    let mut app = head.appender();
+    let start = END - 8 * DAY - 10 * 60_000;
+    let mut t = start;
+    let mut i = 0.0;
+    while t <= END {
+        let mut put = |l: Labels, v: f64| {
+            app.append(None, &l, Sample::new(t, v)).unwrap();
+        };
+        for pod in [POD_A, POD_B] {
+            for (container, cores, bytes) in [("app", 0.5, 500e6), ("proxy", 0.05, 50e6)] {
+                let c = [("pod", pod), ("container", container)];
+                put(
+                    labels("container_cpu_usage_seconds_total", &c),
+                    cores * 15.0 * i,
+                );
+                put(labels("container_memory_working_set_bytes", &c), bytes);
+            }
+            // cAdvisor's pod-level series must not count.
+            put(
+                labels("container_cpu_usage_seconds_total", &[("pod", pod)]),
+                100.0 * i,
+            );
+            put(labels("http_requests_total", &[("pod", pod)]), 30.0 * i);
+        }
+        if t >= END - 30 * 60_000 {
+            put(
+                labels("kube_deployment_spec_replicas", &[("deployment", "web")]),
+                2.0,
+            );
+            put(
+                labels("kube_deployment_status_replicas", &[("deployment", "web")]),
+                2.0,
+            );
+            put(labels("queue_depth", &[("queue", "orders")]), 30.0);
+            for pod in [POD_A, POD_B] {
+                for phase in ["Pending", "Running", "Succeeded", "Failed", "Unknown"] {
+                    let v = if phase == "Running" { 1.0 } else { 0.0 };
+                    put(
+                        labels("kube_pod_status_phase", &[("pod", pod), ("phase", phase)]),
+                        v,
+                    );
+                }
+                put(
+                    labels(
+                        "kube_pod_status_ready",
+                        &[("pod", pod), ("condition", "true")],
+                    ),
+                    1.0,
+                );
+                put(
+                    labels(
+                        "kube_pod_status_ready",
+                        &[("pod", pod), ("condition", "false")],
+                    ),
+                    0.0,
+                );
+                put(
+                    labels("kube_pod_start_time", &[("pod", pod)]),
+                    ((start - DAY) / 1000) as f64,
+                );
+                for (container, cores) in [("app", 0.5), ("proxy", 0.1)] {
+                    let l = [
+                        ("pod", pod),
+                        ("container", container),
+                        ("resource", "cpu"),
+                        ("unit", "core"),
+                    ];
+                    put(labels("kube_pod_container_resource_requests", &l), cores);
+                }
+            }
+            // A pod of another deployment whose name shares the prefix.
+            put(
+                labels(
+                    "kube_pod_status_phase",
+                    &[("pod", "web-admin-5f6d7c8b9d-q2w4e"), ("phase", "Running")],
+                ),
+                1.0,
+            );
+        }
+        t += SCRAPE;
+        i += 1.0;
+    }
+    app.commit().unwrap();
+    Local {
+        head,
+        engine: Engine::new(EngineOptions::default()),
+    }
+}
+
+fn web() -> WorkloadRef {
+    WorkloadRef {
+        namespace: "shop".into(),
+        kind: WorkloadKind::Deployment,
+        name: "web".into(),
+    }
+}
+
+/// Constant usage for 8 days: the recommendation of the vector
+/// `vpa-derived-constant-usage` for `app` (587m; 587804717 bytes), with 11521 one-minute
+/// steps (both ends of the range) giving exactly 8 days of confidence:
+/// upper = trunc(587 * 9/8) = 660m and trunc(587804717 * 9/8) = 661280306 bytes.
+#[test]
+fn vpa_model_from_eight_days_of_cadvisor_history() {
+    let backend = cluster();
+    let source = Source::new(&backend, SourceOptions::default());
+    let (model, stats) = block_on(source.vpa_model(&web(), END, vpa::Options::default())).unwrap();
+    assert_eq!(stats.cpu_samples, 2 * 2 * 11_521);
+    assert_eq!(stats.dropped, 0);
+    let recs = model.recommend(None);
+    assert_eq!(
+        recs.iter()
+            .map(|r| r.container_name.as_str())
+            .collect::<Vec<_>>(),
+        ["app", "proxy"]
+    );
+    let cpu = recs[0].cpu.as_ref().unwrap();
+    assert_eq!(
+        (
+            cpu.target.value,
+            cpu.lower_bound.value,
+            cpu.upper_bound.value
+        ),
+        (587, 586, 660)
+    );
+    let memory = recs[0].memory.as_ref().unwrap();
+    assert_eq!(memory.target.value, 587_804_717);
+    assert_eq!(memory.upper_bound.value, 661_280_306);
+    // The proxy is small: the pod minimum (25m, 250 MiB) split over 2 containers holds it.
+    let proxy = recs[1].memory.as_ref().unwrap();
+    assert_eq!(proxy.target.value, 131_072_000);
+}
+
+#[test]
+fn hpa_observation_from_kube_state_metrics_and_custom_queries() {
+    let backend = cluster();
+    let source = Source::new(&backend, SourceOptions::default());
+    let spec: HorizontalPodAutoscalerSpec = serde_yaml::from_str(
+        r#"
+minReplicas: 1
+maxReplicas: 10
+metrics:
+- {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}
+- {type: Pods, pods: {metric: {name: http_requests}, target: {type: AverageValue, averageValue: 1}}}
+- {type: External, external: {metric: {name: queue_depth}, target: {type: AverageValue, averageValue: 5}}}
+- {type: Object, object: {metric: {name: missing}, describedObject: {kind: Service, name: web}, target: {type: Value, value: 1}}}
+"#,
+    )
+    .unwrap();
+    let custom: BTreeMap<String, String> = [
+        (
+            "http_requests",
+            r#"sum by (pod) (rate(http_requests_total{namespace="shop"}[1m]))"#,
+        ),
+        ("queue_depth", r#"sum(queue_depth{namespace="shop"})"#),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let observation = block_on(source.hpa_observation(&web(), &spec, &custom, END)).unwrap();
+    assert_eq!(
+        (observation.spec_replicas, observation.status_replicas),
+        (2, 2)
+    );
+    let names: Vec<&str> = observation.pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, [POD_B, POD_A]);
+    assert!(observation.pods.iter().all(|p| p.is_running_and_ready()));
+    assert_eq!(observation.pods[0].containers[0].requests_milli["cpu"], 500);
+    let MetricReading::PerPod(cpu) = &observation.readings[0] else {
+        panic!("{:?}", observation.readings[0]);
+    };
+    assert_eq!(cpu[POD_A].value_milli, 550);
+    let MetricReading::PerPod(rps) = &observation.readings[1] else {
+        panic!("{:?}", observation.readings[1]);
+    };
+    // rate() gives 1.9999999..., and the adapter convention (int64(v * 1000)) truncates.
+    assert_eq!(rps[POD_A].value_milli, 1999);
+    assert_eq!(observation.readings[2], MetricReading::Values(vec![30_000]));
+    assert!(
+        matches!(&observation.readings[3], MetricReading::Unavailable(why) if why.contains("no query"))
+    );
+
+    // cpu: 1100m of 1200m requested, 91 %, ratio 1.83, ceil(3.67) = 4; rps: 1.999 per
+    // pod against 1, ceil(3.998) = 4; queue: 30 / 5 = 6. The Object metric failed but the rest
+    // scale up: 6, with the failure reported.
+    let rec = hpa::reconcile(
+        &spec,
+        &observation,
+        &mut History::default(),
+        END,
+        &Options::default(),
+    );
+    let proposals: Vec<Option<i32>> = rec.metrics.iter().map(|m| m.replicas()).collect();
+    assert_eq!(proposals, [Some(4), Some(4), Some(6), None]);
+    assert!(matches!(&rec.metrics[3].outcome, MetricOutcome::Failed(_)));
+    assert_eq!(rec.desired_replicas, 4, "the legacy limit: max(2 x 2, 4)");
+    assert!(
+        rec.error
+            .unwrap()
+            .starts_with("invalid metrics (1 invalid out of 4)")
+    );
+}
