@@ -97,7 +97,7 @@ pub struct QueryResult {
 }
 
 /// A parsed query, ready to run against a [`Queryable`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Query {
     text: String,
     expr: parse::Expr,
@@ -203,6 +203,72 @@ impl Query {
         if !lookback_delta.is_zero() {
             self.options.lookback_delta = lookback_delta;
         }
+    }
+
+    /// The same query as an instant query at `at_ms` (with a cancel handle
+    /// of its own).
+    pub(crate) fn instant_at(&self, at_ms: i64) -> Query {
+        Query {
+            start_ms: at_ms,
+            end_ms: at_ms,
+            step_ms: 0,
+            is_range: false,
+            cancel: CancelHandle::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same query as a range query.
+    pub(crate) fn range_over(&self, start_ms: i64, end_ms: i64, step_ms: i64) -> Query {
+        Query {
+            start_ms,
+            end_ms,
+            step_ms,
+            is_range: true,
+            cancel: CancelHandle::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The same query with every selector and subquery that has no `@`
+    /// pinned to `at_ms`; selectors inside subqueries stay as they are.
+    /// Such a query must give the same result at any evaluation time, which
+    /// the promqltest runner checks as Prometheus's does.
+    pub(crate) fn pinned_at(&self, at_ms: i64) -> Query {
+        fn pin(expr: &mut parse::Expr, at_ms: i64) {
+            use parse::ExprKind;
+            let at = Some(parse::At::Time(at_ms));
+            match &mut expr.kind {
+                ExprKind::Number(_) | ExprKind::String(_) => {}
+                ExprKind::Selector(s) | ExprKind::Range { selector: s, .. } => {
+                    if s.at.is_none() {
+                        s.at = at;
+                    }
+                }
+                ExprKind::Subquery(sq) => {
+                    if sq.at.is_none() {
+                        sq.at = at;
+                    }
+                }
+                ExprKind::Paren(inner) | ExprKind::Negate(inner) => pin(inner, at_ms),
+                ExprKind::Binary(b) => {
+                    pin(&mut b.lhs, at_ms);
+                    pin(&mut b.rhs, at_ms);
+                }
+                ExprKind::Aggregate(a) => {
+                    pin(&mut a.expr, at_ms);
+                    if let Some(param) = &mut a.param {
+                        pin(param, at_ms);
+                    }
+                }
+                ExprKind::Call(call) => call.args.iter_mut().for_each(|a| pin(a, at_ms)),
+                ExprKind::Info(info) => pin(&mut info.expr, at_ms),
+            }
+        }
+        let mut query = self.clone();
+        query.cancel = CancelHandle::default();
+        pin(&mut query.expr, at_ms);
+        query
     }
 
     /// Runs the query.

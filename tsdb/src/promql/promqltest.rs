@@ -1,15 +1,15 @@
 //! A runner for promqltest scripts, the test language of Prometheus's PromQL
 //! conformance corpus (`load`, `clear`, `eval instant|range`, `expect
 //! fail|warn|info|ordered|...`). The language is specified in
-//! `shared/docs/promqltest-format.md`; this runner follows it with these
-//! differences, all of which only make it more lenient or stricter in ways
-//! listed here:
+//! `shared/docs/promqltest-format.md`; this runner follows it, including the
+//! @-modifier step-invariance variants and the range-mode cross-check of
+//! instant evals, with these differences:
 //! - a PromQL parse error fails that one eval, not the whole file;
-//! - the @-modifier re-evaluation variants (§7.2 of the spec) are not run:
-//!   they need an AST printer; the range-mode cross-check (§7.3) is run;
 //! - native histogram values cannot be stored, so they are dropped on load
 //!   and expectations with histograms fail (such evals belong in the skip
-//!   list).
+//!   list), as do start-timestamp (`@st`) lines;
+//! - the @-variants are built by pinning the parsed query, not by printing
+//!   it, so annotation positions refer to the original text.
 //!
 //! Used by `tsdb/tests/promql.rs` and by `sextant promqltest`.
 
@@ -333,28 +333,100 @@ fn load(storage: &Head, series: &[SeriesDescription], step_ms: i64) -> Result<()
 }
 
 fn run_eval(engine: &Engine, storage: &Head, eval: &Eval) -> Result<(), String> {
-    let result = match eval.time {
-        EvalTime::Instant { at_ms } => engine
-            .instant_query(&eval.expr, at_ms)
-            .and_then(|q| q.exec(storage)),
+    match eval.time {
         EvalTime::Range {
             start_ms,
             end_ms,
             step_ms,
-        } => engine
-            .range_query(
-                &eval.expr,
-                start_ms,
-                end_ms,
-                Duration::from_millis(u64::try_from(step_ms).unwrap_or(0)),
-            )
-            .and_then(|q| q.exec(storage)),
-    };
+        } => {
+            let result = engine
+                .range_query(
+                    &eval.expr,
+                    start_ms,
+                    end_ms,
+                    Duration::from_millis(u64::try_from(step_ms).unwrap_or(0)),
+                )
+                .and_then(|q| q.exec(storage));
+            check_result(eval, result).map(|_| ())
+        }
+        EvalTime::Instant { at_ms } => {
+            let query = match engine.instant_query(&eval.expr, at_ms) {
+                Ok(query) => query,
+                Err(error) => return check_result(eval, Err(error)).map(|_| ()),
+            };
+            check_instant(storage, eval, &query, at_ms)?;
+            if calls_time_dependent_function(&eval.expr) {
+                return Ok(());
+            }
+            // With every selector pinned to the eval time by `@`, the
+            // result must not depend on when the query runs.
+            let pinned = query.pinned_at(at_ms);
+            let times = if at_ms == 0 {
+                vec![-1000, 0, 1000]
+            } else {
+                vec![-10 * at_ms, 0, at_ms / 5, at_ms, 10 * at_ms]
+            };
+            for t in times {
+                check_instant(storage, eval, &pinned.instant_at(t), t).map_err(|why| {
+                    format!("with every selector at @ {at_ms}, evaluated at {t}: {why}")
+                })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether the expression calls a function whose result depends on the
+/// evaluation time, which rules out the @-pinned variants.
+fn calls_time_dependent_function(expr: &str) -> bool {
+    const FUNCTIONS: [&str; 15] = [
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "end",
+        "hour",
+        "minute",
+        "month",
+        "year",
+        "predict_linear",
+        "range",
+        "start",
+        "step",
+        "time",
+        "timestamp",
+    ];
+    let bytes = expr.as_bytes();
+    FUNCTIONS.iter().any(|f| {
+        expr.match_indices(f).any(|(i, _)| {
+            let before = i.checked_sub(1).map(|j| bytes[j]);
+            let after = expr[i + f.len()..].trim_start().as_bytes().first().copied();
+            !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_') && after == Some(b'(')
+        })
+    })
+}
+
+/// Runs an instant query and checks it, then its range-mode cross-check.
+fn check_instant(
+    storage: &Head,
+    eval: &Eval,
+    query: &super::Query,
+    at_ms: i64,
+) -> Result<(), String> {
+    if check_result(eval, query.exec(storage))? {
+        cross_check_as_range(storage, eval, query, at_ms)?;
+    }
+    Ok(())
+}
+
+/// Checks a query's outcome against the eval's expectations. `Ok(false)`
+/// when the expected failure happened, `Ok(true)` when the result matched.
+fn check_result(eval: &Eval, result: super::Result<QueryResult>) -> Result<bool, String> {
     let result = match (result, &eval.fail) {
         (Err(error), Some(expected)) => {
             let message = error.to_string();
             return match expected.matches(&message) {
-                Ok(true) => Ok(()),
+                Ok(true) => Ok(false),
                 Ok(false) => Err(format!(
                     "expected error matching {expected:?}, got {message:?}"
                 )),
@@ -369,10 +441,7 @@ fn run_eval(engine: &Engine, storage: &Head, eval: &Eval) -> Result<(), String> 
     };
     check_annotations(eval, &result)?;
     compare(eval, &result.value)?;
-    if let EvalTime::Instant { at_ms } = eval.time {
-        cross_check_as_range(engine, storage, eval, at_ms)?;
-    }
-    Ok(())
+    Ok(true)
 }
 
 fn check_annotations(eval: &Eval, result: &QueryResult) -> Result<(), String> {
@@ -603,9 +672,9 @@ fn compare_matrix(
 /// Runs an instant eval again as a range query around its time, as the Go
 /// runner does, and checks the point at the eval time.
 fn cross_check_as_range(
-    engine: &Engine,
     storage: &Head,
     eval: &Eval,
+    query: &super::Query,
     at_ms: i64,
 ) -> Result<(), String> {
     if eval.range_vector.is_some() || matches!(eval.expected, Expected::String(_)) {
@@ -617,14 +686,9 @@ fn cross_check_as_range(
     {
         return Ok(());
     }
-    let result = engine
-        .range_query(
-            &eval.expr,
-            at_ms - 60_000,
-            at_ms + 60_000,
-            Duration::from_secs(60),
-        )
-        .and_then(|q| q.exec(storage))
+    let result = query
+        .range_over(at_ms - 60_000, at_ms + 60_000, 60_000)
+        .exec(storage)
         .map_err(|e| format!("range-mode cross-check failed: {e}"))?;
     if eval.ordered {
         return Ok(());
