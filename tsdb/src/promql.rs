@@ -44,6 +44,9 @@ pub use value::{Matrix, Point, Sample, Scalar, Series, StringValue, Value, Vecto
 use crate::storage::Queryable;
 use parse::ValueType;
 
+/// The most steps a range query may have, as in Prometheus.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
 /// Knobs of the engine. The defaults are Prometheus's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineOptions {
@@ -156,6 +159,16 @@ impl Engine {
         }
         if end_ms < start_ms {
             return Err(Error::parse("end timestamp must not be before start time"));
+        }
+        // Prometheus's limit on points per series; it also bounds the memory
+        // of one evaluation step grid.
+        let points = end_ms
+            .checked_sub(start_ms)
+            .map_or(i64::MAX, |span| span / step_ms + 1);
+        if points > MAX_POINTS_PER_SERIES {
+            return Err(Error::parse(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
         }
         let parsed = parse::parse(
             query,
@@ -418,6 +431,10 @@ mod tests {
             .range_query("up", 0, 60_000, Duration::ZERO)
             .unwrap_err();
         assert_eq!(error.kind(), ErrorKind::BadData);
+        let error = engine
+            .range_query("up", i64::MIN, i64::MAX, Duration::from_millis(1))
+            .unwrap_err();
+        assert!(error.to_string().starts_with("exceeded maximum resolution"));
     }
 
     #[test]
@@ -438,6 +455,28 @@ mod tests {
             error.to_string(),
             "query processing would load too many samples into memory in expression evaluation"
         );
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let head = storage();
+        let engine = Engine::default();
+        for query in [
+            "up offset -1000y",
+            "rate(up[1y] offset -1000y)",
+            "up @ 9223372036854775.807",
+            "max_over_time(up[1h:1m] @ -9223372036854775.807)",
+        ] {
+            let result = engine.instant_query(query, i64::MAX).map(|q| q.exec(&head));
+            // Either an error or a (possibly empty) result, never a panic.
+            drop(result);
+        }
+        let error = engine
+            .instant_query("max_over_time(vector(1)[100y:1ms])", 0)
+            .unwrap()
+            .exec(&head)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Execution);
     }
 
     #[test]

@@ -60,7 +60,10 @@ impl Grid {
         if self.end < self.start || self.step <= 0 {
             return 0;
         }
-        usize::try_from((self.end - self.start) / self.step + 1).unwrap_or(0)
+        self.end
+            .checked_sub(self.start)
+            .and_then(|span| usize::try_from(span / self.step + 1).ok())
+            .unwrap_or(0)
     }
 
     pub(crate) fn times(&self) -> impl Iterator<Item = i64> + use<> {
@@ -257,8 +260,9 @@ pub(crate) struct RangeArg {
 impl RangeArg {
     /// The window `(start, end]` evaluated at step `t`.
     pub(crate) fn window_bounds(&self, t: i64) -> (i64, i64) {
-        let end = self.at.unwrap_or(t) - self.offset_ms;
-        (end - self.range_ms, end)
+        // Saturating: times near the ends of i64 must not overflow.
+        let end = self.at.unwrap_or(t).saturating_sub(self.offset_ms);
+        (end.saturating_sub(self.range_ms), end)
     }
 
     /// The samples a function sees at step `t`: the window, extended by the
@@ -268,9 +272,13 @@ impl RangeArg {
         let (start, end) = self.window_bounds(t);
         match self.extension {
             None => window(points, start, end),
-            Some(Extension::Anchored) => window(points, start - self.lookback_ms, end),
+            Some(Extension::Anchored) => window(points, start.saturating_sub(self.lookback_ms), end),
             Some(Extension::Smoothed) => {
-                window(points, start - self.lookback_ms, end + self.lookback_ms)
+                window(
+                points,
+                start.saturating_sub(self.lookback_ms),
+                end.saturating_add(self.lookback_ms),
+            )
             }
         }
     }
@@ -518,7 +526,7 @@ impl<'a> Evaluator<'a> {
             let mut step_series = StepSeries::new(series.labels.clone(), false);
             let mut cursor = 0usize;
             for t in grid.times() {
-                let reference = at.unwrap_or(t) - selector.offset_ms;
+                let reference = at.unwrap_or(t).saturating_sub(selector.offset_ms);
                 let newest = if at.is_some() {
                     series.points.partition_point(|p| p.t <= reference)
                 } else {
@@ -530,7 +538,7 @@ impl<'a> Evaluator<'a> {
                 let Some(point) = newest.checked_sub(1).and_then(|i| series.points.get(i)) else {
                     continue;
                 };
-                if point.t <= reference - lookback || is_stale_nan(point.v) {
+                if point.t <= reference.saturating_sub(lookback) || is_stale_nan(point.v) {
                     continue;
                 }
                 step_series.points.push(Point::new(t, point.v));
@@ -562,8 +570,12 @@ impl<'a> Evaluator<'a> {
                 .collect();
             let mut step_series = StepSeries::new(series.labels.clone(), false);
             for t in self.grid.times() {
-                let reference = at.unwrap_or(t) - selector.offset_ms;
-                let near = window(&points, reference - lookback, reference + lookback);
+                let reference = at.unwrap_or(t).saturating_sub(selector.offset_ms);
+                let near = window(
+                    &points,
+                    reference.saturating_sub(lookback),
+                    reference.saturating_add(lookback),
+                );
                 let i = near.partition_point(|p| p.t < reference);
                 let v = match (near.get(i), i.checked_sub(1).and_then(|j| near.get(j))) {
                     (Some(next), _) if next.t == reference => next.v,
@@ -595,12 +607,12 @@ impl<'a> Evaluator<'a> {
         for series in loaded {
             let mut step_series = StepSeries::new(series.labels.clone(), true);
             for t in self.grid.times() {
-                let reference = at.unwrap_or(t) - selector.offset_ms;
+                let reference = at.unwrap_or(t).saturating_sub(selector.offset_ms);
                 let newest = series.points.partition_point(|p| p.t <= reference);
                 let Some(point) = newest.checked_sub(1).and_then(|i| series.points.get(i)) else {
                     continue;
                 };
-                if point.t <= reference - lookback || is_stale_nan(point.v) {
+                if point.t <= reference.saturating_sub(lookback) || is_stale_nan(point.v) {
                     continue;
                 }
                 step_series
@@ -660,17 +672,24 @@ impl<'a> Evaluator<'a> {
             Some(at) => (at, at),
             None => (self.grid.start, self.grid.end),
         };
-        let first = outer_start - subquery.offset_ms - subquery.range_ms;
+        let first = outer_start
+            .saturating_sub(subquery.offset_ms)
+            .saturating_sub(subquery.range_ms);
         // The first multiple of the step after the start of the first window.
-        let mut start = first.div_euclid(step) * step;
+        let mut start = first.div_euclid(step).saturating_mul(step);
         if start <= first {
-            start += step;
+            start = start.saturating_add(step);
         }
         let inner = Grid {
             start,
-            end: outer_end - subquery.offset_ms,
+            end: outer_end.saturating_sub(subquery.offset_ms),
             step,
         };
+        // Every step of a subquery holds at least a scalar: a grid larger
+        // than the sample limit cannot be evaluated.
+        if inner.len() > self.limits.max_samples {
+            return Err(Error::TooManySamples { phase: EVALUATION });
+        }
         let saved = self.grid;
         self.grid = inner;
         let result = self.eval(&subquery.expr);
@@ -714,7 +733,7 @@ impl<'a> Evaluator<'a> {
 /// reset in between, the line starts at zero.
 pub(crate) fn interpolate(p1: Point, p2: Point, t: i64, is_counter: bool) -> f64 {
     let y1 = if is_counter && p2.v < p1.v { 0.0 } else { p1.v };
-    y1 + (p2.v - y1) * (t - p1.t) as f64 / (p2.t - p1.t) as f64
+    y1 + (p2.v - y1) * (t as f64 - p1.t as f64) / (p2.t as f64 - p1.t as f64)
 }
 
 /// The window of an `anchored` or `smoothed` range selector as a range

@@ -262,7 +262,7 @@ fn plan_selector<'e>(
     } else if selector.extension.is_some() {
         // Anchored and smoothed windows also look at the last sample
         // before their start.
-        start = start.saturating_sub(lookback + range_ms - 1);
+        start = start.saturating_sub(lookback.saturating_add(range_ms) - 1);
     } else {
         // Range selectors are left-open.
         start = start.saturating_sub(range_ms - 1);

@@ -59,7 +59,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, info: &Info) -> Result<Evaluated> {
                 let at = reference.time(ev, t);
                 let newest = points.partition_point(|p| p.t <= at);
                 let point = newest.checked_sub(1).and_then(|i| points.get(i))?;
-                (point.t > at - lookback && !is_stale_nan(point.v)).then_some(point.t)
+                (point.t > at.saturating_sub(lookback) && !is_stale_nan(point.v)).then_some(point.t)
             })
             .collect();
         info_samples.push(samples);
@@ -204,13 +204,13 @@ impl<'e> Reference<'e> {
             if let Some(at) = subquery.at {
                 time = ev.context.resolve_at(at);
             }
-            time -= subquery.offset_ms;
+            time = time.saturating_sub(subquery.offset_ms);
         }
         if let Some(selector) = self.selector {
             if let Some(at) = selector.at {
                 time = ev.context.resolve_at(at);
             }
-            time -= selector.offset_ms;
+            time = time.saturating_sub(selector.offset_ms);
         }
         time
     }

@@ -140,8 +140,8 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
             }
         }
     }
-    let mut duration_to_start = (first.t - w.range_start) as f64 / 1000.0;
-    let mut duration_to_end = (w.range_end - last.t) as f64 / 1000.0;
+    let mut duration_to_start = (first.t as f64 - w.range_start as f64) / 1000.0;
+    let mut duration_to_end = (w.range_end as f64 - last.t as f64) / 1000.0;
     let sampled_interval = (last.t - first.t) as f64 / 1000.0;
     let average_between_samples = sampled_interval / (points.len() - 1) as f64;
     let threshold = average_between_samples * 1.1;
@@ -205,7 +205,7 @@ fn linear_regression(points: &[Point], intercept_time: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let x = (p.t - intercept_time) as f64 / 1e3;
+        let x = (p.t as f64 - intercept_time as f64) / 1e3;
         (sum_x, c_x) = kahan_sum_inc(x, sum_x, c_x);
         (sum_y, c_y) = kahan_sum_inc(p.v, sum_y, c_y);
         (sum_xy, c_xy) = kahan_sum_inc(x * p.v, sum_xy, c_xy);
