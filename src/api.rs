@@ -10,7 +10,7 @@
 pub mod error;
 pub mod json;
 pub mod params;
-mod position;
+pub mod position;
 mod query;
 mod render;
 mod series;

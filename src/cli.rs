@@ -4,6 +4,7 @@ pub mod check;
 pub mod promqltest;
 pub mod query;
 pub mod render;
+pub mod rules;
 pub mod serve;
 
 use std::path::PathBuf;

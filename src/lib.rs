@@ -8,5 +8,6 @@ pub mod client;
 pub mod config;
 pub mod float;
 pub mod metrics;
+pub mod rules;
 pub mod server;
 pub mod shutdown;
