@@ -72,3 +72,41 @@ fn check_metrics(file: Option<PathBuf>) -> anyhow::Result<()> {
             std::process::exit(LINT_PROBLEMS_EXIT_CODE);
         }
         Err(error) => bail!("error while linting: {error}"),
+    }
+}
+
+/// Checks each config file (and the scrape config files it names); returns
+/// the report, or an error holding the report when a file failed.
+pub fn check_config_files(files: &[PathBuf]) -> anyhow::Result<String> {
+    let mut report = String::new();
+    let mut failed = 0;
+    for file in files {
+        report.push_str(&format!("Checking {}\n", file.display()));
+        match Config::load_file(file)
+            .and_then(|config| config.all_scrape_configs().map(|all| (config, all)))
+        {
+            Ok((config, scrape_configs)) => {
+                report.push_str(&format!(
+                    "  SUCCESS: {} is valid prometheus config file syntax ({} scrape configs)\n",
+                    file.display(),
+                    scrape_configs.len()
+                ));
+                for warning in config.warnings() {
+                    report.push_str(&format!("  WARNING: {warning}\n"));
+                }
+            }
+            Err(err) => {
+                failed += 1;
+                report.push_str(&format!("  FAILED: {err:#}\n"));
+            }
+        }
+        report.push('\n');
+    }
+    if failed > 0 {
+        bail!(
+            "{report}{failed} of {} config files failed the check",
+            files.len()
+        );
+    }
+    Ok(report)
+}
