@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod http;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -314,10 +315,7 @@ impl Manager {
                     tokio::spawn(file::FileDiscoverer::new(config).run(sink))
                 }
                 Mechanism::Http(config) => tokio::spawn(http::HttpDiscoverer::run(config, sink)),
-                Mechanism::Kubernetes(config) => {
-                    tracing::warn!(job = %job, role = %config.role, "Kubernetes discovery is not available in this build; it yields no targets");
-                    continue;
-                }
+                Mechanism::Kubernetes(config) => tokio::spawn(kubernetes::run(config, sink)),
             };
             self.providers.push(Provider {
                 job,
