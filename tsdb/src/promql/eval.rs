@@ -272,14 +272,14 @@ impl RangeArg {
         let (start, end) = self.window_bounds(t);
         match self.extension {
             None => window(points, start, end),
-            Some(Extension::Anchored) => window(points, start.saturating_sub(self.lookback_ms), end),
-            Some(Extension::Smoothed) => {
-                window(
+            Some(Extension::Anchored) => {
+                window(points, start.saturating_sub(self.lookback_ms), end)
+            }
+            Some(Extension::Smoothed) => window(
                 points,
                 start.saturating_sub(self.lookback_ms),
                 end.saturating_add(self.lookback_ms),
-            )
-            }
+            ),
         }
     }
 }
