@@ -12,6 +12,7 @@ pub mod json;
 pub mod params;
 pub mod position;
 mod query;
+pub mod remote;
 mod render;
 mod series;
 pub mod status;

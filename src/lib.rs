@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod float;
 pub mod metrics;
+pub mod remote;
 pub mod rules;
 pub mod server;
 pub mod shutdown;

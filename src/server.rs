@@ -47,6 +47,8 @@ pub struct ServeOptions {
     pub lookback_delta: Duration,
     pub max_concurrent_queries: usize,
     pub max_samples: usize,
+    /// Accept samples on `POST /api/v1/write`.
+    pub enable_remote_write_receiver: bool,
 }
 
 impl ServeOptions {
@@ -61,6 +63,7 @@ impl ServeOptions {
             lookback_delta: Duration::from_secs(300),
             max_concurrent_queries: crate::backend::DEFAULT_MAX_CONCURRENT_QUERIES,
             max_samples: 50_000_000,
+            enable_remote_write_receiver: false,
         }
     }
 }
@@ -168,7 +171,8 @@ impl Server {
         ));
         let (reload_requests, reloads) = mpsc::channel(4);
         let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
-        let router = http::router(api, Arc::clone(&lifecycle));
+        let router =
+            http::router(api, Arc::clone(&lifecycle)).merge(remote_api_router(&options, &db));
         let (http_stop, http_stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(http::serve(listener, router, async move {
             let _ = http_stopped.await;
@@ -259,6 +263,20 @@ impl Server {
             }
         }
     }
+}
+
+/// `POST /api/v1/write` (when enabled) and `POST /api/v1/read` over the
+/// database.
+fn remote_api_router(options: &ServeOptions, db: &Arc<Db>) -> axum::Router {
+    let appendable = options
+        .enable_remote_write_receiver
+        .then(|| Arc::clone(db) as Arc<dyn tsdb::storage::Appendable>);
+    let storage = Arc::clone(db) as Arc<dyn tsdb::storage::Queryable>;
+    crate::api::remote::router(Arc::new(crate::api::remote::RemoteApi::new(
+        appendable,
+        storage,
+        crate::api::remote::RemoteLimits::default(),
+    )))
 }
 
 /// Closes the database once nothing else holds it.

@@ -50,6 +50,9 @@ pub struct ServeArgs {
         default_value = "5m"
     )]
     pub lookback_delta: String,
+    /// Accept remote write requests on /api/v1/write.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    pub enable_remote_write_receiver: bool,
 }
 
 impl ServeArgs {
@@ -76,6 +79,7 @@ impl ServeArgs {
             listen: self.listen,
             max_concurrent_queries: self.max_concurrent_queries,
             max_samples: self.max_samples,
+            enable_remote_write_receiver: self.enable_remote_write_receiver,
         })
     }
 }

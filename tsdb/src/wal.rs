@@ -21,6 +21,7 @@
 
 mod record;
 mod segment;
+pub mod tail;
 
 use std::fs::{self, File};
 use std::io::Write;
