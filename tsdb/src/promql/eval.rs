@@ -44,7 +44,7 @@ impl Limits {
     }
 }
 
-const EVALUATION: &str = "expression evaluation";
+pub(crate) const EVALUATION: &str = "expression evaluation";
 
 /// The steps an expression is evaluated at: `start`, `start + step`, ...,
 /// up to and including `end`.
