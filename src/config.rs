@@ -306,8 +306,8 @@ fn default_remote_read_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-/// `queue_config` of a remote write endpoint; parsed, acted on by the remote
-/// write queue.
+/// `queue_config` of a remote write endpoint, acted on by
+/// `crate::remote::write` (`sample_age_limit` is parsed, not acted on).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
@@ -321,7 +321,8 @@ pub struct QueueConfig {
     pub min_backoff: Option<Duration>,
     #[serde(with = "scraper::config::duration_opt")]
     pub max_backoff: Option<Duration>,
-    pub retry_on_http_429: bool,
+    /// Retry on 429 Too Many Requests (default true).
+    pub retry_on_http_429: Option<bool>,
     #[serde(with = "scraper::config::duration_opt")]
     pub sample_age_limit: Option<Duration>,
 }

@@ -4,10 +4,13 @@
 //! - [`encode`]/[`decode`]: a message in the snappy block format, as both
 //!   protocols send it over HTTP. Wire format: `docs/format/remote.md`,
 //!   pinned by the golden bytes in `tests/data/remote/`.
+//! - [`write`]: the sender: per-endpoint queues fed by following the WAL,
+//!   shards, batching, retries, `sextant_remote_storage_*` metrics.
 //! - The receivers (`POST /api/v1/write`, `POST /api/v1/read`) live in
 //!   `crate::api::remote`.
 
 pub mod proto;
+pub mod write;
 
 use prost::Message;
 use tsdb::model::{Labels, MatchOp, Matcher};

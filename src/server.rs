@@ -29,6 +29,7 @@ use tsdb::db::{Db, DbOptions};
 use crate::api::{Api, HeadStatus, ServerInfo, Sources, TargetsSnapshot};
 use crate::backend::LocalBackend;
 use crate::metrics::{self, Registry};
+use crate::remote::write::RemoteWrite;
 use crate::shutdown::{Shutdown, Signal, Signals};
 pub use config::ConfigSource;
 use http::{Lifecycle, ReloadRequest};
@@ -83,6 +84,7 @@ pub struct Server {
     http_stop: oneshot::Sender<()>,
     http_task: JoinHandle<std::io::Result<()>>,
     maintenance: Maintenance,
+    remote_write: Option<RemoteWrite>,
 }
 
 impl Server {
@@ -137,6 +139,7 @@ impl Server {
         registry.register(metrics::process::collect);
         register_db_metrics(&registry, &db);
         let maintenance = Maintenance::start(Arc::clone(&db), &registry);
+        let remote_write = start_remote_write(&loaded.config, &db, &registry)?;
 
         let backend = Arc::new(LocalBackend::new(
             Arc::clone(&db) as Arc<dyn tsdb::storage::Queryable>,
@@ -190,6 +193,7 @@ impl Server {
             http_stop,
             http_task,
             maintenance,
+            remote_write,
         })
     }
 
@@ -227,12 +231,19 @@ impl Server {
             http_stop,
             http_task,
             maintenance,
+            remote_write,
             ..
         } = self;
         Shutdown::new()
             .then("http", move || async move {
                 let _ = http_stop.send(());
                 http_task.await??;
+                Ok(())
+            })
+            .then("remote write", move || async move {
+                if let Some(remote_write) = remote_write {
+                    remote_write.stop().await;
+                }
                 Ok(())
             })
             .then("storage", move || async move {
@@ -263,6 +274,29 @@ impl Server {
             }
         }
     }
+}
+
+/// The `remote_write` queues, following the database's WAL; `None` when
+/// the config has no endpoint or the database keeps no WAL.
+fn start_remote_write(
+    config: &crate::config::Config,
+    db: &Db,
+    registry: &Registry,
+) -> anyhow::Result<Option<RemoteWrite>> {
+    let Some(wal) = db.head().wal() else {
+        return Ok(None);
+    };
+    if config.remote_write.is_empty() {
+        return Ok(None);
+    }
+    let remote_write = RemoteWrite::start(
+        wal.dir(),
+        &config.remote_write,
+        &config.global.external_labels,
+        registry,
+    )
+    .context("starting remote write")?;
+    Ok(Some(remote_write))
 }
 
 /// `POST /api/v1/write` (when enabled) and `POST /api/v1/read` over the

@@ -68,9 +68,15 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    /// Kills the process now (an outage); `drop` is then a no-op.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
+    /// Stops the process as an operator would (SIGTERM, so it persists
+    /// what it acknowledged) and waits for it to exit.
+    pub fn stop(&mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
         let _ = self.child.wait();
     }
 }
