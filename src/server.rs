@@ -85,6 +85,9 @@ pub struct Server {
     http_task: JoinHandle<std::io::Result<()>>,
     maintenance: Maintenance,
     remote_write: Option<RemoteWrite>,
+    /// Installed before the server says it is ready, so that a SIGHUP or
+    /// SIGTERM sent on that message is never lost to the default action.
+    signals: Signals,
 }
 
 impl Server {
@@ -180,6 +183,7 @@ impl Server {
         let http_task = tokio::spawn(http::serve(listener, router, async move {
             let _ = http_stopped.await;
         }));
+        let signals = Signals::install().context("installing signal handlers")?;
         lifecycle.set_ready(true);
         tracing::info!(address = %addr, storage = %storage_path.display(), "Server is ready to receive web requests.");
         Ok(Server {
@@ -194,6 +198,7 @@ impl Server {
             http_task,
             maintenance,
             remote_write,
+            signals,
         })
     }
 
@@ -208,12 +213,11 @@ impl Server {
     /// # Errors
     /// Signal handlers cannot be installed; a shutdown stage failed.
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let mut signals = Signals::install().context("installing signal handlers")?;
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                signal = signals.next() => match signal {
+                signal = self.signals.next() => match signal {
                     Signal::Terminate => break,
                     Signal::Reload => {
                         let _ = self.reload();
@@ -234,18 +238,18 @@ impl Server {
             remote_write,
             ..
         } = self;
-        Shutdown::new()
-            .then("http", move || async move {
-                let _ = http_stop.send(());
-                http_task.await??;
+        let mut shutdown = Shutdown::new().then("http", move || async move {
+            let _ = http_stop.send(());
+            http_task.await??;
+            Ok(())
+        });
+        if let Some(remote_write) = remote_write {
+            shutdown = shutdown.then("remote write", move || async move {
+                remote_write.stop().await;
                 Ok(())
-            })
-            .then("remote write", move || async move {
-                if let Some(remote_write) = remote_write {
-                    remote_write.stop().await;
-                }
-                Ok(())
-            })
+            });
+        }
+        shutdown
             .then("storage", move || async move {
                 maintenance.stop().await;
                 close_db(db).await
