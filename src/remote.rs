@@ -10,6 +10,7 @@
 //!   `crate::api::remote`.
 
 pub mod proto;
+pub mod read;
 pub mod write;
 
 use prost::Message;
