@@ -1,6 +1,7 @@
 //! Command line: `sextant <command>`.
 
 pub mod check;
+pub mod import;
 pub mod promqltest;
 pub mod query;
 pub mod render;
@@ -43,6 +44,8 @@ pub enum Command {
     Promqltest(promqltest::PromqltestArgs),
     /// Draw a range query as a PNG or SVG chart.
     Render(render::RenderArgs),
+    /// Backfill samples from a file into blocks of a data directory.
+    Import(import::ImportArgs),
 }
 
 /// Runs one command.
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Vectors { files } => run_vectors(&files),
         Command::Promqltest(args) => promqltest::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Render(args) => {
             print!("{}", runtime()?.block_on(render::run(args))?);
             Ok(())

@@ -556,7 +556,14 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
 
 /// Takes the exclusive lock on `<dir>/lock`; the lock lives as long as the
 /// returned file.
-fn lock_dir(dir: &Path) -> Result<File> {
+/// Takes the exclusive lock on `<dir>/lock` that an open [`Db`] holds, for
+/// tools that write into a data directory without opening it (the
+/// importer): held until the returned file is dropped.
+///
+/// # Errors
+/// [`Error::Locked`] while a `Db` (a running server) or another tool holds
+/// it; [`Error::Io`].
+pub fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
