@@ -129,13 +129,20 @@ fn difference(ours: &Answer, theirs: &Answer) -> Option<String> {
     match (ours, theirs) {
         (Answer::Error(a), Answer::Error(b)) if a == b => None,
         (
-            Answer::Result { kind: k1, series: s1 },
-            Answer::Result { kind: k2, series: s2 },
+            Answer::Result {
+                kind: k1,
+                series: s1,
+            },
+            Answer::Result {
+                kind: k2,
+                series: s2,
+            },
         ) => {
             if k1 != k2 {
                 return Some(format!("result type {k1} vs {k2}"));
             }
-            let ours: BTreeMap<&str, &Element> = s1.iter().map(|e| (e.labels.as_str(), e)).collect();
+            let ours: BTreeMap<&str, &Element> =
+                s1.iter().map(|e| (e.labels.as_str(), e)).collect();
             let theirs: BTreeMap<&str, &Element> =
                 s2.iter().map(|e| (e.labels.as_str(), e)).collect();
             let only_ours: Vec<&&str> = ours.keys().filter(|k| !theirs.contains_key(*k)).collect();

@@ -167,22 +167,78 @@ fn generate(path: &Path, shape: &Shape) -> std::io::Result<u64> {
 /// The queries: `(name, query, range)`; range queries cover the hour at
 /// 15 s, instant ones run at the end of the data.
 const QUERIES: &[(&str, &str, bool)] = &[
-    ("rate, 1 series", "rate(http_requests_total{job=\"j1\",instance=\"i00001\",code=\"200\"}[5m])", false),
-    ("rate, 10% of counters", "rate(http_requests_total{job=\"j3\"}[5m])", false),
+    (
+        "rate, 1 series",
+        "rate(http_requests_total{job=\"j1\",instance=\"i00001\",code=\"200\"}[5m])",
+        false,
+    ),
+    (
+        "rate, 10% of counters",
+        "rate(http_requests_total{job=\"j3\"}[5m])",
+        false,
+    ),
     ("sum(rate)", "sum(rate(http_requests_total[5m]))", false),
-    ("sum by (job) (rate)", "sum by (job) (rate(http_requests_total[5m]))", false),
-    ("sum by (job, code) (increase 1h)", "sum by (job, code) (increase(http_requests_total[1h]))", false),
-    ("topk(10, rate)", "topk(10, rate(http_requests_total[5m]))", false),
-    ("topk(5, sum by (instance))", "topk(5, sum by (instance) (rate(http_requests_total[5m])))", false),
-    ("histogram_quantile by le", "histogram_quantile(0.99, sum by (le) (rate(request_duration_seconds_bucket[5m])))", false),
-    ("histogram_quantile by job, le", "histogram_quantile(0.9, sum by (job, le) (rate(request_duration_seconds_bucket[5m])))", false),
-    ("avg_over_time 10m", "avg_over_time(memory_bytes[10m])", false),
-    ("max by (job) (avg_over_time 30m)", "max by (job) (avg_over_time(memory_bytes[30m]))", false),
+    (
+        "sum by (job) (rate)",
+        "sum by (job) (rate(http_requests_total[5m]))",
+        false,
+    ),
+    (
+        "sum by (job, code) (increase 1h)",
+        "sum by (job, code) (increase(http_requests_total[1h]))",
+        false,
+    ),
+    (
+        "topk(10, rate)",
+        "topk(10, rate(http_requests_total[5m]))",
+        false,
+    ),
+    (
+        "topk(5, sum by (instance))",
+        "topk(5, sum by (instance) (rate(http_requests_total[5m])))",
+        false,
+    ),
+    (
+        "histogram_quantile by le",
+        "histogram_quantile(0.99, sum by (le) (rate(request_duration_seconds_bucket[5m])))",
+        false,
+    ),
+    (
+        "histogram_quantile by job, le",
+        "histogram_quantile(0.9, sum by (job, le) (rate(request_duration_seconds_bucket[5m])))",
+        false,
+    ),
+    (
+        "avg_over_time 10m",
+        "avg_over_time(memory_bytes[10m])",
+        false,
+    ),
+    (
+        "max by (job) (avg_over_time 30m)",
+        "max by (job) (avg_over_time(memory_bytes[30m]))",
+        false,
+    ),
     ("count", "count(http_requests_total)", false),
-    ("error ratio", "sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m])) / sum by (job) (rate(http_requests_total[5m]))", false),
-    ("range 1h/15s: sum by (job) (rate)", "sum by (job) (rate(http_requests_total[5m]))", true),
-    ("range 1h/15s: histogram_quantile", "histogram_quantile(0.99, sum by (le) (rate(request_duration_seconds_bucket[5m])))", true),
-    ("range 1h/15s: avg(memory)", "avg by (job) (memory_bytes)", true),
+    (
+        "error ratio",
+        "sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m])) / sum by (job) (rate(http_requests_total[5m]))",
+        false,
+    ),
+    (
+        "range 1h/15s: sum by (job) (rate)",
+        "sum by (job) (rate(http_requests_total[5m]))",
+        true,
+    ),
+    (
+        "range 1h/15s: histogram_quantile",
+        "histogram_quantile(0.99, sum by (le) (rate(request_duration_seconds_bucket[5m])))",
+        true,
+    ),
+    (
+        "range 1h/15s: avg(memory)",
+        "avg by (job) (memory_bytes)",
+        true,
+    ),
 ];
 
 struct Server {
@@ -252,7 +308,12 @@ fn wait_ready(client: &Client, server: &Server) {
 fn query_url(base: &str, query: &str, range: bool) -> String {
     let end = (T0_S + SPAN_S).to_string();
     let params: Vec<(&str, &str)> = if range {
-        vec![("query", query), ("start", "1700000000"), ("end", &end), ("step", "15")]
+        vec![
+            ("query", query),
+            ("start", "1700000000"),
+            ("end", &end),
+            ("step", "15"),
+        ]
     } else {
         vec![("query", query), ("time", &end)]
     };
@@ -268,7 +329,11 @@ fn time_query(client: &Client, url: &str) -> (Duration, usize) {
     let start = Instant::now();
     let (status, body) = client.get(url).expect("request failed");
     let elapsed = start.elapsed();
-    assert!(status.is_success(), "{url}: {status} {}", String::from_utf8_lossy(&body));
+    assert!(
+        status.is_success(),
+        "{url}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
     (elapsed, body.len())
 }
 
@@ -283,7 +348,11 @@ fn main() {
         .map_or_else(|| workspace.join("target/release/sextant"), PathBuf::from);
     let prometheus_bin = std::env::var("PROMETHEUS").unwrap_or("/usr/bin/prometheus".into());
     let promtool_bin = std::env::var("PROMTOOL").unwrap_or("/usr/bin/promtool".into());
-    for bin in [sextant_bin.as_path(), Path::new(&prometheus_bin), Path::new(&promtool_bin)] {
+    for bin in [
+        sextant_bin.as_path(),
+        Path::new(&prometheus_bin),
+        Path::new(&promtool_bin),
+    ] {
         if !bin.exists() {
             eprintln!(
                 "query_latency: {} is missing (build Sextant with `cargo build --release -p sextant`, or set SEXTANT_BIN)",
@@ -327,7 +396,11 @@ fn main() {
 
     // No scrape jobs: both servers only answer queries over the backfill.
     let config = dir.path().join("config.yml");
-    std::fs::write(&config, "global:\n  scrape_interval: 15s\nscrape_configs: []\n").unwrap();
+    std::fs::write(
+        &config,
+        "global:\n  scrape_interval: 15s\nscrape_configs: []\n",
+    )
+    .unwrap();
     let port = free_port();
     let sextant = Server {
         name: "sextant",
@@ -385,7 +458,10 @@ fn main() {
         ];
         // One untimed run each: loads pages and caches as a dashboard's
         // repeated queries would find them.
-        let sizes = [time_query(&client, &urls[0]).1, time_query(&client, &urls[1]).1];
+        let sizes = [
+            time_query(&client, &urls[0]).1,
+            time_query(&client, &urls[1]).1,
+        ];
         let mut times: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..runs {
             for (i, url) in urls.iter().enumerate() {
@@ -410,7 +486,10 @@ fn main() {
             ms(stats[1].1),
             ms(stats[1].2),
         );
-        eprintln!("{name}: done (response bytes: sextant {}, prometheus {})", sizes[0], sizes[1]);
+        eprintln!(
+            "{name}: done (response bytes: sextant {}, prometheus {})",
+            sizes[0], sizes[1]
+        );
     }
     println!(
         "{} series, {samples} samples (1 h at 5 s), {runs} runs per query and system\n",

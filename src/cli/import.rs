@@ -308,8 +308,8 @@ fn parse(input: &[u8], progress: Progress) -> Result<Parsed, ImportError> {
         let id = match by_text.entry((sample.series(), sample.metric_type)) {
             MapEntry::Occupied(e) => *e.get(),
             MapEntry::Vacant(e) => {
-                let labels = sample_labels(&sample, &no_target, true)
-                    .map_err(|e| bad(e.to_string()))?;
+                let labels =
+                    sample_labels(&sample, &no_target, true).map_err(|e| bad(e.to_string()))?;
                 check_labels(&labels).map_err(|e| bad(e.to_string()))?;
                 let id = *by_labels.entry(labels.clone()).or_insert_with(|| {
                     series.push(SeriesBuild {
@@ -597,11 +597,19 @@ mod tests {
         // Five hours of a counter every 30 s (three blocks), and a gauge.
         let mut text = String::from("# TYPE req counter\n");
         for i in 0..600 {
-            text.push_str(&format!("req_total{{job=\"api\"}} {} {}.25\n", i * 3, 1000 + i * 30));
+            text.push_str(&format!(
+                "req_total{{job=\"api\"}} {} {}.25\n",
+                i * 3,
+                1000 + i * 30
+            ));
         }
         text.push_str("# TYPE temp gauge\n");
         for i in 0..600 {
-            text.push_str(&format!("temp{{room=\"hall\"}} {} {}\n", 20 + i % 7, 1000 + i * 30));
+            text.push_str(&format!(
+                "temp{{room=\"hall\"}} {} {}\n",
+                20 + i % 7,
+                1000 + i * 30
+            ));
         }
         text.push_str("# EOF\n");
         let summary = import(&text, dir.path()).unwrap();
@@ -612,12 +620,22 @@ mod tests {
         let engine = Engine::default();
         // 7300.25 s: the 5 m window reaches back over the block boundary at 7200 s.
         let at = (1000 + 210 * 30) * 1000 + 250;
-        let run = |q: &str| engine.instant_query(q, at).unwrap().exec(&db).unwrap().value;
+        let run = |q: &str| {
+            engine
+                .instant_query(q, at)
+                .unwrap()
+                .exec(&db)
+                .unwrap()
+                .value
+        };
         let Value::Vector(v) = run("req_total") else {
             panic!()
         };
         assert_eq!((v.len(), v[0].v), (1, 630.0));
-        assert_eq!(v[0].labels.to_string(), r#"{__name__="req_total", job="api"}"#);
+        assert_eq!(
+            v[0].labels.to_string(),
+            r#"{__name__="req_total", job="api"}"#
+        );
         // 0.1 per second, from samples of both blocks.
         let Value::Vector(v) = run("rate(req_total[5m])") else {
             panic!()

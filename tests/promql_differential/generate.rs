@@ -156,7 +156,11 @@ fn counter(rng: &mut Rng, times: &[i64], step: f64, resets_at: &[usize]) -> Vec<
         .collect()
 }
 
-fn gauge(rng: &mut Rng, times: &[i64], mut value: impl FnMut(&mut Rng, usize) -> f64) -> Vec<(i64, f64)> {
+fn gauge(
+    rng: &mut Rng,
+    times: &[i64],
+    mut value: impl FnMut(&mut Rng, usize) -> f64,
+) -> Vec<(i64, f64)> {
     times
         .iter()
         .enumerate()
@@ -224,7 +228,12 @@ fn dataset() -> Vec<(&'static str, &'static str, Vec<Series>)> {
     families.push(("memory_bytes", "gauge", memory));
 
     let mut temperature = Vec::new();
-    for (room, base) in [("attic", 30.0), ("cellar", -4.0), ("hall", 19.0), ("kitchen", 22.0)] {
+    for (room, base) in [
+        ("attic", 30.0),
+        ("cellar", -4.0),
+        ("hall", 19.0),
+        ("kitchen", 22.0),
+    ] {
         let t = times(&mut rng, T0_S, end, 30);
         temperature.push(Series {
             name: "temperature".into(),
@@ -458,7 +467,9 @@ const GAUGES: &[&str] = &[
 ];
 
 const RANGES: &[&str] = &["1m", "2m", "5m", "10m", "30m", "1h"];
-const LABELS: &[&str] = &["job", "instance", "code", "mode", "room", "queue", "kind", "le"];
+const LABELS: &[&str] = &[
+    "job", "instance", "code", "mode", "room", "queue", "kind", "le",
+];
 const OFFSETS: &[&str] = &[
     " offset 5m",
     " offset 1h",
@@ -611,7 +622,9 @@ fn math(rng: &mut Rng, depth: u32) -> String {
     match rng.below(8) {
         0 => format!(
             "{}({inner})",
-            rng.pick(&["abs", "ceil", "floor", "round", "sqrt", "sgn", "exp", "ln", "log2", "log10"])
+            rng.pick(&[
+                "abs", "ceil", "floor", "round", "sqrt", "sgn", "exp", "ln", "log2", "log10"
+            ])
         ),
         1 => format!("round({inner}, {})", rng.pick(&["0.25", "10", "0.001"])),
         2 => format!(
@@ -621,8 +634,16 @@ fn math(rng: &mut Rng, depth: u32) -> String {
                 "acosh", "atanh", "deg", "rad"
             ])
         ),
-        3 => format!("clamp({inner}, {}, {})", rng.pick(&["-1", "0", "5"]), rng.pick(&["10", "100"])),
-        4 => format!("{}({inner}, {})", rng.pick(&["clamp_min", "clamp_max"]), rng.pick(&["0", "2.5", "50"])),
+        3 => format!(
+            "clamp({inner}, {}, {})",
+            rng.pick(&["-1", "0", "5"]),
+            rng.pick(&["10", "100"])
+        ),
+        4 => format!(
+            "{}({inner}, {})",
+            rng.pick(&["clamp_min", "clamp_max"]),
+            rng.pick(&["0", "2.5", "50"])
+        ),
         5 => {
             let pool = if rng.chance(50) { GAUGES } else { COUNTERS };
             format!("timestamp({})", selector(rng, pool))
@@ -638,7 +659,13 @@ fn binary(rng: &mut Rng, depth: u32) -> String {
         0 => format!(
             "{left} {} {}",
             rng.pick(&["+", "-", "*", "/", "%", "^", "atan2"]),
-            rng.pick(&["2", "0", "-1.5", "1e3", "scalar(up{job=\"api\",instance=\"a\"})"])
+            rng.pick(&[
+                "2",
+                "0",
+                "-1.5",
+                "1e3",
+                "scalar(up{job=\"api\",instance=\"a\"})"
+            ])
         ),
         1 => format!(
             "{} {} {left}",
@@ -647,7 +674,9 @@ fn binary(rng: &mut Rng, depth: u32) -> String {
         ),
         2 => format!(
             "{left} {} {}",
-            rng.pick(&["==", "!=", ">", "<", ">=", "<=", "> bool", "< bool", "== bool"]),
+            rng.pick(&[
+                "==", "!=", ">", "<", ">=", "<=", "> bool", "< bool", "== bool"
+            ]),
             rng.pick(&["0", "1", "20", "100"])
         ),
         3 => {
@@ -727,10 +756,25 @@ fn special(rng: &mut Rng, depth: u32) -> String {
             rng.pick(&["instance", "job", "room"]),
             rng.pick(&["code", "job", "queue"])
         ),
-        4 => format!("absent({})", selector(rng, &["nonexistent", "nonexistent{job=\"x\"}", "up{job=\"api\"}", "churn{phase=\"early\"}"])),
+        4 => format!(
+            "absent({})",
+            selector(
+                rng,
+                &[
+                    "nonexistent",
+                    "nonexistent{job=\"x\"}",
+                    "up{job=\"api\"}",
+                    "churn{phase=\"early\"}"
+                ]
+            )
+        ),
         5 => format!(
             "absent_over_time({}[{}])",
-            rng.pick(&["nonexistent{a=\"b\"}", "churn{phase=\"early\"}", "sparse{id=\"1\"}"]),
+            rng.pick(&[
+                "nonexistent{a=\"b\"}",
+                "churn{phase=\"early\"}",
+                "sparse{id=\"1\"}"
+            ]),
             rng.pick(&["1m", "10m", "1h"])
         ),
         6 => format!(
@@ -740,7 +784,13 @@ fn special(rng: &mut Rng, depth: u32) -> String {
         7 => format!(
             "{}({})",
             rng.pick(&[
-                "hour", "minute", "day_of_week", "day_of_month", "days_in_month", "month", "year"
+                "hour",
+                "minute",
+                "day_of_week",
+                "day_of_month",
+                "days_in_month",
+                "month",
+                "year"
             ]),
             rng.pick(&[
                 "",
