@@ -88,9 +88,9 @@ fn generate(path: &Path, shape: &Shape) -> std::io::Result<u64> {
                 for step in 0..steps {
                     total += (next() % (20 / (c as u64 + 1) + 1)) as f64;
                     line.clear();
-                    let _ = write!(
+                    let _ = writeln!(
                         line,
-                        "http_requests_total{{code=\"{code}\",instance=\"i{instance:05}\",job=\"j{job}\"}} {total} {}.{:03}\n",
+                        "http_requests_total{{code=\"{code}\",instance=\"i{instance:05}\",job=\"j{job}\"}} {total} {}.{:03}",
                         T0_S + step * INTERVAL_S,
                         next() % 1000
                     );
@@ -148,9 +148,9 @@ fn generate(path: &Path, shape: &Shape) -> std::io::Result<u64> {
             for step in 0..steps {
                 level += ((next() % 2_000_001) as f64 - 1_000_000.0) * 64.0;
                 line.clear();
-                let _ = write!(
+                let _ = writeln!(
                     line,
-                    "memory_bytes{{instance=\"i{instance:05}\",job=\"j{job}\"}} {level} {}.{:03}\n",
+                    "memory_bytes{{instance=\"i{instance:05}\",job=\"j{job}\"}} {level} {}.{:03}",
                     T0_S + step * INTERVAL_S,
                     next() % 1000
                 );

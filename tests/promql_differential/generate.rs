@@ -483,7 +483,7 @@ const OFFSETS: &[&str] = &[
 fn selector(rng: &mut Rng, pool: &[&str]) -> String {
     let mut s = (*rng.pick(pool)).to_string();
     if rng.chance(12) {
-        let offset: &str = *rng.pick(OFFSETS);
+        let offset: &&str = rng.pick(OFFSETS);
         s.push_str(offset);
     }
     s
@@ -493,7 +493,7 @@ fn range_selector(rng: &mut Rng, pool: &[&str]) -> String {
     let base = (*rng.pick(pool)).to_string();
     let mut s = format!("{base}[{}]", rng.pick(RANGES));
     if rng.chance(12) {
-        let offset: &str = *rng.pick(OFFSETS);
+        let offset: &&str = rng.pick(OFFSETS);
         s.push_str(offset);
     }
     s
