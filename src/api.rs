@@ -14,6 +14,7 @@ pub mod position;
 mod query;
 pub mod remote;
 mod render;
+mod rules;
 mod series;
 pub mod status;
 mod targets;
@@ -32,6 +33,7 @@ use crate::backend::LocalBackend;
 
 pub use error::{ApiError, ErrorType};
 use json::Envelope;
+pub use rules::RulesSource;
 pub use status::{HeadStatus, ServerInfo};
 pub use targets::{ActiveTarget, DroppedTarget, Health, MetricMetadata, TargetsSnapshot};
 
@@ -53,6 +55,8 @@ pub struct Api {
     pub info: Arc<ServerInfo>,
     pub clock: Arc<dyn Clock>,
     sources: Sources,
+    /// The rule groups' status, for `rules` and `alerts` (none by default).
+    rules: RulesSource,
 }
 
 impl Api {
@@ -67,7 +71,15 @@ impl Api {
             info,
             clock,
             sources,
+            rules: Box::new(Vec::new),
         }
+    }
+
+    /// Serves `rules` and `alerts` from the rules manager's snapshots.
+    #[must_use]
+    pub fn with_rules(mut self, rules: RulesSource) -> Self {
+        self.rules = rules;
+        self
     }
 
     fn storage(&self) -> Arc<dyn Queryable> {
@@ -106,6 +118,8 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/api/v1/metadata", get(targets::metadata))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/config", get(status::config))
         .route("/api/v1/status/flags", get(status::flags))

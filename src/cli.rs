@@ -46,6 +46,20 @@ pub enum Command {
     Render(render::RenderArgs),
     /// Backfill samples from a file into blocks of a data directory.
     Import(import::ImportArgs),
+    /// Run unit tests.
+    Test(TestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    #[command(subcommand)]
+    pub command: TestCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Unit tests for rules, in promtool's test file format.
+    Rules(rules::TestRulesArgs),
 }
 
 /// Runs one command.
@@ -77,6 +91,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", runtime()?.block_on(render::run(args))?);
             Ok(())
         }
+        Command::Test(TestArgs {
+            command: TestCommand::Rules(args),
+        }) => rules::run_test(&args, &runtime()?),
     }
 }
 

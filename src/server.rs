@@ -9,6 +9,7 @@
 
 mod config;
 pub mod http;
+mod rules;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -88,6 +89,7 @@ pub struct Server {
     /// Installed before the server says it is ready, so that a SIGHUP or
     /// SIGTERM sent on that message is never lost to the default action.
     signals: Signals,
+    rules: rules::Rules,
 }
 
 impl Server {
@@ -155,6 +157,15 @@ impl Server {
             options.max_concurrent_queries,
             &registry,
         ));
+        let rules = rules::Rules::start(
+            &loaded.config,
+            Arc::clone(&backend),
+            Arc::clone(&db),
+            Arc::clone(&clock),
+            &registry,
+            external_url(addr),
+        )
+        .await?;
         let info = Arc::new(ServerInfo::new(
             start_ms,
             flags(&options, &storage_path, retention, addr),
@@ -169,12 +180,10 @@ impl Server {
             targets: Box::new(TargetsSnapshot::default),
             metadata: Box::new(Vec::new),
         };
-        let api = Arc::new(Api::new(
-            backend,
-            Arc::clone(&info),
-            Arc::clone(&clock),
-            sources,
-        ));
+        let api = Arc::new(
+            Api::new(backend, Arc::clone(&info), Arc::clone(&clock), sources)
+                .with_rules(rules.source()),
+        );
         let (reload_requests, reloads) = mpsc::channel(4);
         let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
         let router =
@@ -199,6 +208,7 @@ impl Server {
             maintenance,
             remote_write,
             signals,
+            rules,
         })
     }
 
@@ -236,13 +246,19 @@ impl Server {
             http_task,
             maintenance,
             remote_write,
+            rules,
             ..
         } = self;
-        let mut shutdown = Shutdown::new().then("http", move || async move {
-            let _ = http_stop.send(());
-            http_task.await??;
-            Ok(())
-        });
+        let mut shutdown = Shutdown::new()
+            .then("http", move || async move {
+                let _ = http_stop.send(());
+                http_task.await??;
+                Ok(())
+            })
+            .then("rules", move || async move {
+                rules.stop().await;
+                Ok(())
+            });
         if let Some(remote_write) = remote_write {
             shutdown = shutdown.then("remote write", move || async move {
                 remote_write.stop().await;
@@ -263,6 +279,14 @@ impl Server {
     fn reload(&self) -> Result<(), String> {
         match self.config_source.load() {
             Ok(loaded) => {
+                if let Err(error) = self.rules.reload(&loaded.config) {
+                    self.info.config_reload_failed();
+                    tracing::error!(
+                        error,
+                        "Configuration reload failed; keeping the running one."
+                    );
+                    return Err(error);
+                }
                 self.info.config_loaded(loaded.shown, self.clock.now_ms());
                 tracing::info!("Configuration reloaded.");
                 Ok(())
@@ -315,6 +339,16 @@ fn remote_api_router(options: &ServeOptions, db: &Arc<Db>) -> axum::Router {
         storage,
         crate::api::remote::RemoteLimits::default(),
     )))
+}
+
+/// The URL the server is reachable under, for alerts' generator URLs
+/// (Prometheus's default `--web.external-url`).
+fn external_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 /// Closes the database once nothing else holds it.

@@ -123,6 +123,25 @@ fn lint_message(duplicates: &[RuleKey]) -> String {
     message
 }
 
+#[derive(Debug, Args)]
+pub struct TestRulesArgs {
+    /// The test files (promtool's rule unit test format).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs `sextant test rules`: prints like promtool and exits with its code
+/// (0 all passed, 1 a test failed).
+pub fn run_test(args: &TestRulesArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let (outcome, code) = runtime.block_on(crate::rules::unittest::run_files(&args.files));
+    print!("{}", outcome.stdout);
+    eprint!("{}", outcome.stderr);
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
 /// Runs `sextant check rules`: prints like promtool and exits with its
 /// code.
 pub fn run_check(args: &CheckRulesArgs) -> anyhow::Result<()> {

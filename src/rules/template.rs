@@ -20,7 +20,8 @@ mod parse;
 
 use std::collections::BTreeMap;
 
-pub use funcs::{Context, QueryFn};
+pub use funcs::{Context, QueryFn, go_duration_string, query_escape};
+pub use gofmt::go_quote;
 
 /// A value inside a template.
 #[derive(Debug, Clone, PartialEq)]

@@ -187,6 +187,29 @@ impl SkipList {
     }
 }
 
+/// One series of a `load` block in the expanding notation
+/// (`metric{l="v"} 1+1x3 _ stale`), for other runners of the notation
+/// (`sextant test rules`): the labels and one value per step, `None` for
+/// `_` and [`STALE_NAN`] for `stale`.
+///
+/// # Errors
+/// Malformed labels or values; native histogram values, which this storage
+/// cannot hold.
+pub fn parse_series_values(line: &str) -> Result<(Labels, Vec<Option<f64>>), String> {
+    let description = script::parse_series_description(line)?;
+    let values = description
+        .slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Omitted => Ok(None),
+            Slot::Float(v) => Ok(Some(*v)),
+            Slot::Stale => Ok(Some(STALE_NAN)),
+            Slot::Histogram => Err(format!("native histogram values are not supported: {line}")),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((description.labels, values))
+}
+
 /// The engine the upstream corpus expects: Prometheus's test engine.
 pub fn test_engine() -> Engine {
     Engine::new(EngineOptions {
