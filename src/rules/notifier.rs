@@ -138,10 +138,10 @@ impl AlertmanagerSet {
         let mut urls = Vec::new();
         for group in groups {
             for target in &group.targets {
-                if let Some(url) = alertmanager_url(&self.config, target, &group.labels) {
-                    if !urls.contains(&url) {
-                        urls.push(url);
-                    }
+                if let Some(url) = alertmanager_url(&self.config, target, &group.labels)
+                    && !urls.contains(&url)
+                {
+                    urls.push(url);
                 }
             }
         }

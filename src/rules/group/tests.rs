@@ -47,7 +47,10 @@ fn group(yaml: &str, restored: bool) -> Group {
     group_from_file(g, "rules.yml", Duration::from_secs(60), restored)
 }
 
-fn append(storage: &dyn Appendable, series: &[(&[(&str, &str)], i64, f64)]) {
+/// Label pairs, timestamp, value.
+type Input<'a> = (&'a [(&'a str, &'a str)], i64, f64);
+
+fn append(storage: &dyn Appendable, series: &[Input<'_>]) {
     let mut app = storage.appender();
     for (labels, t, v) in series {
         app.append(None, &Labels::from_pairs(labels), Sample::new(*t, *v))
