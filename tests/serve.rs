@@ -147,7 +147,10 @@ fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
         "{http}"
     );
     let rules = next_line_with("Stopping.", &mut log);
-    assert!(rules.contains("rules"), "rules stop before storage: {rules}");
+    assert!(
+        rules.contains("rules"),
+        "rules stop before storage: {rules}"
+    );
     let storage = next_line_with("Stopping.", &mut log);
     assert!(storage.contains("storage"), "{storage}");
     let status = child.wait().unwrap();
