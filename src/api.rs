@@ -8,6 +8,7 @@
 //! answer with an [`json::Envelope`]; every failure is an [`ApiError`].
 
 pub mod error;
+pub mod federate;
 pub mod json;
 pub mod params;
 pub mod position;

@@ -186,8 +186,9 @@ impl Server {
         );
         let (reload_requests, reloads) = mpsc::channel(4);
         let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
-        let router =
-            http::router(api, Arc::clone(&lifecycle)).merge(remote_api_router(&options, &db));
+        let router = http::router(api, Arc::clone(&lifecycle))
+            .merge(remote_api_router(&options, &db))
+            .merge(federate_router(&options, &db, &clock, &loaded.config));
         let (http_stop, http_stopped) = oneshot::channel::<()>();
         let http_task = tokio::spawn(http::serve(listener, router, async move {
             let _ = http_stopped.await;
@@ -325,6 +326,26 @@ fn start_remote_write(
     )
     .context("starting remote write")?;
     Ok(Some(remote_write))
+}
+
+/// `GET /federate` over the database.
+fn federate_router(
+    options: &ServeOptions,
+    db: &Arc<Db>,
+    clock: &Arc<dyn Clock>,
+    config: &crate::config::Config,
+) -> axum::Router {
+    crate::api::federate::router(Arc::new(crate::api::federate::Federation {
+        storage: Arc::clone(db) as Arc<dyn tsdb::storage::Queryable>,
+        clock: Arc::clone(clock),
+        lookback_delta: options.lookback_delta,
+        external_labels: config
+            .global
+            .external_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }))
 }
 
 /// `POST /api/v1/write` (when enabled) and `POST /api/v1/read` over the
