@@ -105,6 +105,9 @@ impl Default for SourceOptions {
     }
 }
 
+/// Points per series in one range query: below Prometheus's limit of 11,000.
+const MAX_POINTS_PER_QUERY: i64 = 10_000;
+
 /// Reads a workload's inputs through a query backend.
 pub struct Source<'a, B> {
     backend: &'a B,
@@ -143,16 +146,85 @@ impl<'a, B: QueryBackend> Source<'a, B> {
     ) -> Result<(vpa::Workload, FeedStats)> {
         let history_ms = i64::try_from(self.options.vpa_history.as_millis()).unwrap_or(i64::MAX);
         let range = TimeRange::new(end_ms.saturating_sub(history_ms), end_ms);
-        let step = self.options.vpa_step;
-        let cpu = self
-            .range(queries::cpu_usage(workload, step), range, step)
-            .await?;
-        let memory = self
-            .range(queries::memory_working_set(workload), range, step)
-            .await?;
         let mut model = vpa::Workload::new(options)?;
-        let stats = decode::feed_vpa(&mut model, &cpu, &memory);
+        let stats = self.feed_vpa(workload, &mut model, range).await?;
         Ok((model, stats))
+    }
+
+    /// Feeds the usage of `workload` in `range` (both ends inclusive, one point every
+    /// `vpa_step` from `range.start`) into `model`: how a model built by
+    /// [`Source::vpa_model`] is kept current as samples arrive.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when a query fails.
+    pub async fn feed_vpa(
+        &self,
+        workload: &WorkloadRef,
+        model: &mut vpa::Workload,
+        range: TimeRange,
+    ) -> Result<FeedStats> {
+        let step = self.options.vpa_step;
+        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+        let mut stats = FeedStats::default();
+        let mut start = range.start;
+        // Prometheus refuses range queries of more than 11,000 points per series
+        // (8 days at 1 minute is 11,521): query in pieces, oldest first.
+        while start <= range.end {
+            let end = start
+                .saturating_add((MAX_POINTS_PER_QUERY - 1).saturating_mul(step_ms))
+                .min(range.end);
+            let piece = TimeRange::new(start, end);
+            let cpu = self
+                .range(queries::cpu_usage(workload, step), piece, step)
+                .await?;
+            let memory = self
+                .range(queries::memory_working_set(workload), piece, step)
+                .await?;
+            let fed = decode::feed_vpa(model, &cpu, &memory);
+            stats.cpu_samples += fed.cpu_samples;
+            stats.memory_samples += fed.memory_samples;
+            stats.dropped += fed.dropped;
+            start = end.saturating_add(step_ms);
+            if end == i64::MAX {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// The current requests of `resource` per container (cores or bytes): the
+    /// largest over the workload's pods, as pods of one template request the same.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the query fails.
+    pub async fn current_requests(
+        &self,
+        workload: &WorkloadRef,
+        resource: &str,
+        at_ms: i64,
+    ) -> Result<BTreeMap<String, f64>> {
+        let value = self
+            .instant(queries::requests(workload, resource), at_ms)
+            .await?;
+        let mut out: BTreeMap<String, f64> = BTreeMap::new();
+        for ((_, container), points) in decode::by_pod_container(&value) {
+            if let Some((_, v)) = points.last() {
+                let entry = out.entry(container).or_insert(*v);
+                *entry = entry.max(*v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The workload's desired replica count (`scale.spec.replicas`), if known.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the query fails.
+    pub async fn spec_replicas(&self, workload: &WorkloadRef, at_ms: i64) -> Result<Option<f64>> {
+        let value = self
+            .instant(queries::spec_replicas(workload), at_ms)
+            .await?;
+        Ok(decode::single(&value))
     }
 
     /// What the HPA controller would observe for `workload` at `at_ms`: replicas,

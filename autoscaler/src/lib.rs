@@ -13,6 +13,7 @@ pub mod explain;
 pub mod hpa;
 pub mod model;
 pub mod quantity;
+pub mod recommender;
 pub mod vectors;
 pub mod vpa;
 

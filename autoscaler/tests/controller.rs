@@ -280,3 +280,50 @@ metrics:
             .starts_with("invalid metrics (1 invalid out of 4)")
     );
 }
+
+/// The recommender service's core: the first refresh builds the model from 8 days of
+/// history, the next feeds only the 10 new one-minute steps, and the report carries
+/// current requests, bounds with explanations and the HPA verdict.
+#[test]
+fn recommender_builds_from_history_then_feeds_new_steps() {
+    use autoscaler::recommender::{Options as RecommenderOptions, Recommender, WorkloadSpec};
+    let backend = cluster();
+    let spec: WorkloadSpec = serde_yaml::from_str(
+        r#"
+namespace: shop
+kind: Deployment
+name: web
+hpa:
+  maxReplicas: 10
+  metrics:
+  - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}
+"#,
+    )
+    .unwrap();
+    assert_eq!(spec.validate(), Ok(()));
+    let mut recommender = Recommender::new(vec![spec], RecommenderOptions::default()).unwrap();
+    let first = block_on(recommender.refresh(&backend, END - 10 * 60_000));
+    let web = &first.workloads[0];
+    // The first step is the first scrape: rate() has a single sample there.
+    assert_eq!(web.inputs.cpu_samples, 2 * 2 * 11_520);
+    let report = block_on(recommender.refresh(&backend, END));
+    let web = &report.workloads[0];
+    assert_eq!(web.errors, Vec::<String>::new());
+    assert_eq!(web.inputs.cpu_samples, 2 * 2 * (11_520 + 10));
+    assert_eq!(web.inputs.history_end_ms, Some(END));
+    assert_eq!(web.current_replicas, Some(2));
+    let app = &web.containers[0];
+    assert_eq!(app.name, "app");
+    let cpu = app.cpu.as_ref().unwrap();
+    assert_eq!((cpu.target, cpu.current_request), (0.587, Some(0.5)));
+    assert_eq!(cpu.quantities["target"], "587m");
+    assert_eq!(cpu.quantities["current_request"], "500m");
+    assert_eq!(cpu.unit, "core");
+    assert!(cpu.explanations["target"].summary.contains("587m"));
+    let memory = app.memory.as_ref().unwrap();
+    assert_eq!(memory.target, 587_804_717.0);
+    // 1100m used of 1200m requested at a 50 % target: ceil(2 x 1.83) = 4.
+    let hpa = web.hpa.as_ref().unwrap();
+    assert_eq!((hpa.current_replicas, hpa.desired_replicas), (2, 4));
+    assert_eq!(hpa.metrics[0].replicas, Some(4));
+}

@@ -1,0 +1,662 @@
+//! The recommender as a service runs it: a list of configured workloads, each with
+//! a VPA model built once from history and then fed only the samples that arrived
+//! since, an HPA history kept across refreshes, and a [`Report`] per refresh with
+//! every recommended number, the current values and the explanations.
+//!
+//! Inputs come through a [`QueryBackend`] only ([`crate::controller::Source`]); the
+//! caller drives the futures and picks the times (no clock, no runtime here). The
+//! binary serves the report as `/api/v1/recommendations` and as
+//! `sextant_recommendation_*` metrics, and prints it from `sextant recommend`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tsdb::model::TimeRange;
+use tsdb::promql::QueryBackend;
+
+use crate::controller::{FeedStats, Source, SourceOptions, WorkloadKind, WorkloadRef, queries};
+use crate::explain::Explanation;
+use crate::hpa::{self, History, MetricOutcome, TimestampedRecommendation};
+use crate::model::{CPU, HorizontalPodAutoscalerSpec, MEMORY, MetricSource, PodResourcePolicy};
+use crate::vpa::{self, Bounds, Resource};
+use crate::{Error, Result};
+
+/// One workload of the configuration's `autoscaler.workloads`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// An `autoscaling/v2` `HorizontalPodAutoscalerSpec` to evaluate; none: no HPA
+    /// recommendation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hpa: Option<HorizontalPodAutoscalerSpec>,
+    /// PromQL per metric name for the HPA's Pods, Object and External metrics (Pods
+    /// queries return one series per `pod`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_queries: BTreeMap<String, String>,
+    #[serde(default)]
+    pub vpa: VpaSettings,
+}
+
+/// The VPA part of a workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpaSettings {
+    /// Whether to recommend requests (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// A VPA's `spec.resourcePolicy` (`containerPolicies` with `controlledResources`,
+    /// `minAllowed`, `maxAllowed`, `mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<PodResourcePolicy>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for VpaSettings {
+    fn default() -> Self {
+        VpaSettings {
+            enabled: true,
+            resource_policy: None,
+        }
+    }
+}
+
+impl WorkloadSpec {
+    pub fn workload(&self) -> WorkloadRef {
+        WorkloadRef {
+            namespace: self.namespace.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+        }
+    }
+
+    /// The checks the configuration loader applies.
+    ///
+    /// # Errors
+    /// A message naming the offending field.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.namespace.is_empty() {
+            return Err("namespace must not be empty".into());
+        }
+        if self.name.is_empty() {
+            return Err("name must not be empty".into());
+        }
+        if let Some(hpa) = &self.hpa {
+            hpa.validate().map_err(|e| format!("hpa: {e}"))?;
+            for (i, metric) in hpa.metrics.iter().enumerate() {
+                let name = match metric.source() {
+                    Ok(MetricSource::Pods(p)) => &p.metric.name,
+                    Ok(MetricSource::Object(o)) => &o.metric.name,
+                    Ok(MetricSource::External(e)) => &e.metric.name,
+                    _ => continue,
+                };
+                if !self.metric_queries.contains_key(name) {
+                    return Err(format!(
+                        "hpa.metrics[{i}]: metric {name:?} needs a PromQL query under metric_queries"
+                    ));
+                }
+            }
+        }
+        for (name, query) in &self.metric_queries {
+            if query.trim().is_empty() {
+                return Err(format!("metric_queries.{name}: the query is empty"));
+            }
+        }
+        if self.hpa.is_none() && !self.vpa.enabled {
+            return Err("neither hpa nor vpa is enabled".into());
+        }
+        Ok(())
+    }
+}
+
+/// How the recommender runs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Options {
+    pub source: SourceOptions,
+    pub vpa: vpa::Options,
+    pub hpa: hpa::Options,
+}
+
+/// A workload and the state kept across refreshes.
+struct Tracked {
+    spec: WorkloadSpec,
+    model: Option<vpa::Workload>,
+    /// The time of the newest step fed into the model.
+    fed_until_ms: Option<i64>,
+    /// The oldest step fed (the history start).
+    fed_from_ms: Option<i64>,
+    fed: FeedStats,
+    history: History,
+    hpa_seen: bool,
+}
+
+impl Tracked {
+    fn new(spec: WorkloadSpec) -> Tracked {
+        Tracked {
+            spec,
+            model: None,
+            fed_until_ms: None,
+            fed_from_ms: None,
+            fed: FeedStats::default(),
+            history: History::default(),
+            hpa_seen: false,
+        }
+    }
+}
+
+/// Recommendations for a set of workloads, kept current by [`Recommender::refresh`].
+pub struct Recommender {
+    options: Options,
+    tracked: Vec<Tracked>,
+}
+
+impl Recommender {
+    /// # Errors
+    /// When the VPA options are invalid.
+    pub fn new(workloads: Vec<WorkloadSpec>, options: Options) -> Result<Recommender> {
+        vpa::Workload::new(options.vpa.clone())?;
+        Ok(Recommender {
+            options,
+            tracked: workloads.into_iter().map(Tracked::new).collect(),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub fn workloads(&self) -> impl Iterator<Item = &WorkloadSpec> {
+        self.tracked.iter().map(|t| &t.spec)
+    }
+
+    /// Replaces the workload list (a configuration reload), keeping the models and
+    /// HPA histories of workloads whose spec did not change.
+    pub fn set_workloads(&mut self, workloads: Vec<WorkloadSpec>) {
+        let mut old: Vec<Option<Tracked>> = std::mem::take(&mut self.tracked)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.tracked = workloads
+            .into_iter()
+            .map(|spec| {
+                old.iter_mut()
+                    .find(|t| t.as_ref().is_some_and(|t| t.spec == spec))
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| Tracked::new(spec))
+            })
+            .collect();
+    }
+
+    /// Brings every workload up to `now_ms` and recommends. The first refresh of a
+    /// workload builds its VPA model from `source.vpa_history` of history; later ones
+    /// feed only the steps after the last one fed. Failures are reported per
+    /// workload, never for the whole report.
+    pub async fn refresh<B: QueryBackend>(&mut self, backend: &B, now_ms: i64) -> Report {
+        let source = Source::new(backend, self.options.source.clone());
+        let mut workloads = Vec::with_capacity(self.tracked.len());
+        for tracked in &mut self.tracked {
+            workloads.push(refresh_one(tracked, &source, &self.options, now_ms).await);
+        }
+        Report {
+            time_ms: now_ms,
+            workloads,
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+async fn refresh_one<B: QueryBackend>(
+    tracked: &mut Tracked,
+    source: &Source<'_, B>,
+    options: &Options,
+    now_ms: i64,
+) -> WorkloadRecommendation {
+    let workload = tracked.spec.workload();
+    let mut errors = Vec::new();
+    let mut queries_used = Vec::new();
+    let current_replicas = match source.spec_replicas(&workload, now_ms).await {
+        Ok(r) => r.map(|r| r as i32),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    queries_used.push(queries::spec_replicas(&workload));
+
+    let mut containers = Vec::new();
+    if tracked.spec.vpa.enabled {
+        queries_used.push(queries::cpu_usage(&workload, options.source.vpa_step));
+        queries_used.push(queries::memory_working_set(&workload));
+        queries_used.push(queries::requests(&workload, CPU));
+        queries_used.push(queries::requests(&workload, MEMORY));
+        match update_model(tracked, source, options, &workload, now_ms).await {
+            Ok(()) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+        let mut requests = BTreeMap::new();
+        for resource in [CPU, MEMORY] {
+            match source.current_requests(&workload, resource, now_ms).await {
+                Ok(r) => {
+                    requests.insert(resource, r);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if let Some(model) = &tracked.model {
+            let policy = tracked.spec.vpa.resource_policy.as_ref();
+            for rec in model.recommend(policy) {
+                let request = |resource: &str| {
+                    requests
+                        .get(resource)
+                        .and_then(|r| r.get(&rec.container_name))
+                        .copied()
+                };
+                containers.push(ContainerRecommendation {
+                    cpu: rec
+                        .cpu
+                        .as_ref()
+                        .map(|b| ResourceRecommendation::new(b, request(CPU))),
+                    memory: rec
+                        .memory
+                        .as_ref()
+                        .map(|b| ResourceRecommendation::new(b, request(MEMORY))),
+                    name: rec.container_name,
+                });
+            }
+        }
+    }
+
+    let mut hpa_rec = None;
+    if let Some(spec) = &tracked.spec.hpa {
+        match source
+            .hpa_observation(&workload, spec, &tracked.spec.metric_queries, now_ms)
+            .await
+        {
+            Ok(observation) => {
+                if !tracked.hpa_seen {
+                    // As the controller seeds its history when it first sees an HPA.
+                    tracked
+                        .history
+                        .recommendations
+                        .push(TimestampedRecommendation {
+                            replicas: observation.spec_replicas,
+                            t_ms: now_ms,
+                        });
+                    tracked.hpa_seen = true;
+                }
+                let rec = hpa::reconcile(
+                    spec,
+                    &observation,
+                    &mut tracked.history,
+                    now_ms,
+                    &options.hpa,
+                );
+                hpa_rec = Some(HpaRecommendation::new(spec, &rec));
+            }
+            Err(e) => errors.push(format!("hpa: {e}")),
+        }
+        queries_used.extend(tracked.spec.metric_queries.values().cloned());
+    }
+
+    WorkloadRecommendation {
+        namespace: workload.namespace.clone(),
+        kind: workload.kind,
+        name: workload.name.clone(),
+        current_replicas,
+        hpa: hpa_rec,
+        containers,
+        inputs: Inputs {
+            history_start_ms: tracked.fed_from_ms,
+            history_end_ms: tracked.fed_until_ms,
+            cpu_samples: tracked.fed.cpu_samples,
+            memory_samples: tracked.fed.memory_samples,
+            dropped_samples: tracked.fed.dropped,
+            queries: queries_used,
+        },
+        errors,
+    }
+}
+
+/// Builds the model on the first call, then feeds the steps after the last one fed.
+async fn update_model<B: QueryBackend>(
+    tracked: &mut Tracked,
+    source: &Source<'_, B>,
+    options: &Options,
+    workload: &WorkloadRef,
+    now_ms: i64,
+) -> Result<()> {
+    let step_ms = ms(options.source.vpa_step).max(1);
+    let start = match tracked.fed_until_ms {
+        Some(until) => until.saturating_add(step_ms),
+        None => now_ms.saturating_sub(ms(options.source.vpa_history)),
+    };
+    if start > now_ms {
+        return Ok(());
+    }
+    let mut model = match tracked.model.take() {
+        Some(model) => model,
+        None => vpa::Workload::new(options.vpa.clone())?,
+    };
+    let outcome = source
+        .feed_vpa(workload, &mut model, TimeRange::new(start, now_ms))
+        .await;
+    model.garbage_collect(now_ms);
+    tracked.model = Some(model);
+    let stats = outcome?;
+    tracked.fed.cpu_samples += stats.cpu_samples;
+    tracked.fed.memory_samples += stats.memory_samples;
+    tracked.fed.dropped += stats.dropped;
+    tracked.fed_until_ms = Some(start + (now_ms - start) / step_ms * step_ms);
+    tracked.fed_from_ms.get_or_insert(start);
+    Ok(())
+}
+
+/// Every workload's recommendation at one time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// When the recommendations were computed, ms since the epoch.
+    pub time_ms: i64,
+    pub workloads: Vec<WorkloadRecommendation>,
+}
+
+/// One workload's recommendations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadRecommendation {
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// `kube_<kind>_spec_replicas` now, if known.
+    pub current_replicas: Option<i32>,
+    /// Present when the workload has an HPA spec and it could be evaluated.
+    pub hpa: Option<HpaRecommendation>,
+    /// One entry per container with usage history (VPA).
+    pub containers: Vec<ContainerRecommendation>,
+    pub inputs: Inputs,
+    /// What failed in this refresh (queries, missing data); other parts still count.
+    pub errors: Vec<String>,
+}
+
+impl WorkloadRecommendation {
+    pub fn workload(&self) -> WorkloadRef {
+        WorkloadRef {
+            namespace: self.namespace.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What a workload's recommendations were computed from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// The first and last step of usage history in the VPA model.
+    pub history_start_ms: Option<i64>,
+    pub history_end_ms: Option<i64>,
+    pub cpu_samples: usize,
+    pub memory_samples: usize,
+    /// Samples the model refused (duplicates, out of order, negative).
+    pub dropped_samples: usize,
+    /// The PromQL the recommender ran for this workload.
+    pub queries: Vec<String>,
+}
+
+/// The HPA's verdict on one workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HpaRecommendation {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub current_replicas: i32,
+    /// What the controller would scale to now.
+    pub desired_replicas: i32,
+    /// The largest proposal over the metrics, before stabilization and limits.
+    pub proposal: Option<i32>,
+    pub metrics: Vec<HpaMetric>,
+    /// `ScalingActive`, `AbleToScale` and `ScalingLimited` as `reason: message`.
+    pub conditions: Vec<String>,
+    /// Set when some metrics failed.
+    pub error: Option<String>,
+    pub explanation: Explanation,
+}
+
+/// One HPA metric's proposal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HpaMetric {
+    /// e.g. `resource cpu`.
+    pub metric: String,
+    pub replicas: Option<i32>,
+    /// Current value over target.
+    pub usage_ratio: Option<f64>,
+    pub error: Option<String>,
+    pub explanation: Option<Explanation>,
+}
+
+impl HpaRecommendation {
+    fn new(spec: &HorizontalPodAutoscalerSpec, rec: &hpa::Recommendation) -> HpaRecommendation {
+        let mut conditions = vec![
+            format!(
+                "AbleToScale={} {}: {}",
+                rec.able_to_scale.status, rec.able_to_scale.reason, rec.able_to_scale.message
+            ),
+            format!(
+                "ScalingActive={} {}: {}",
+                rec.scaling_active.status, rec.scaling_active.reason, rec.scaling_active.message
+            ),
+        ];
+        if let Some(c) = &rec.scaling_limited {
+            conditions.push(format!(
+                "ScalingLimited={} {}: {}",
+                c.status, c.reason, c.message
+            ));
+        }
+        HpaRecommendation {
+            min_replicas: spec.min_replicas_or_default(),
+            max_replicas: spec.max_replicas,
+            current_replicas: rec.current_replicas,
+            desired_replicas: rec.desired_replicas,
+            proposal: rec.proposal,
+            metrics: rec
+                .metrics
+                .iter()
+                .map(|m| match &m.outcome {
+                    MetricOutcome::Computed(c) => HpaMetric {
+                        metric: m.metric.clone(),
+                        replicas: Some(c.replicas),
+                        usage_ratio: Some(c.usage_ratio).filter(|r| r.is_finite()),
+                        error: None,
+                        explanation: Some(c.explanation.clone()),
+                    },
+                    MetricOutcome::Failed(e) => HpaMetric {
+                        metric: m.metric.clone(),
+                        replicas: None,
+                        usage_ratio: None,
+                        error: Some(e.to_string()),
+                        explanation: None,
+                    },
+                })
+                .collect(),
+            conditions,
+            error: rec.error.clone(),
+            explanation: rec.explanation.clone(),
+        }
+    }
+}
+
+/// One container's recommended requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecommendation {
+    pub name: String,
+    /// `None` when cpu is not a controlled resource.
+    pub cpu: Option<ResourceRecommendation>,
+    pub memory: Option<ResourceRecommendation>,
+}
+
+/// Current and recommended amounts of one resource, in cores (cpu) or bytes (memory),
+/// plus the same as Kubernetes quantities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecommendation {
+    /// `core` or `byte`, as kube-state-metrics labels them.
+    pub unit: String,
+    /// The largest request among the pods now, if kube-state-metrics reports it.
+    pub current_request: Option<f64>,
+    pub lower_bound: f64,
+    pub target: f64,
+    pub upper_bound: f64,
+    /// The target before the policy's minAllowed/maxAllowed.
+    pub uncapped_target: f64,
+    /// `lower_bound`, `target`, `upper_bound` (and `current_request`) as quantities.
+    pub quantities: BTreeMap<String, String>,
+    /// Days of history behind the bounds.
+    pub confidence: f64,
+    /// Why each number: `lower_bound`, `target`, `upper_bound`.
+    pub explanations: BTreeMap<String, Explanation>,
+}
+
+impl ResourceRecommendation {
+    fn new(bounds: &Bounds, current_request: Option<f64>) -> ResourceRecommendation {
+        let (unit, scale) = match bounds.resource {
+            Resource::Cpu => ("core", 0.001),
+            Resource::Memory => ("byte", 1.0),
+        };
+        let value = |amount: i64| amount as f64 * scale;
+        let mut quantities = BTreeMap::new();
+        for (name, amount) in [
+            ("lower_bound", bounds.lower_bound.value),
+            ("target", bounds.target.value),
+            ("upper_bound", bounds.upper_bound.value),
+        ] {
+            quantities.insert(
+                name.to_string(),
+                bounds.resource.quantity(amount).to_string(),
+            );
+        }
+        if let Some(request) = current_request {
+            let amount = (request / scale).round() as i64;
+            quantities.insert(
+                "current_request".to_string(),
+                bounds.resource.quantity(amount).to_string(),
+            );
+        }
+        let explanations = [
+            ("lower_bound", &bounds.lower_bound.explanation),
+            ("target", &bounds.target.explanation),
+            ("upper_bound", &bounds.upper_bound.explanation),
+        ]
+        .into_iter()
+        .map(|(k, e)| (k.to_string(), e.clone()))
+        .collect();
+        ResourceRecommendation {
+            unit: unit.to_string(),
+            current_request,
+            lower_bound: value(bounds.lower_bound.value),
+            target: value(bounds.target.value),
+            upper_bound: value(bounds.upper_bound.value),
+            uncapped_target: value(bounds.uncapped_target),
+            quantities,
+            confidence: bounds.confidence,
+            explanations,
+        }
+    }
+}
+
+/// Workloads found in kube-state-metrics series (every Deployment, StatefulSet and
+/// DaemonSet with a replica series at `at_ms`), for running without a workload
+/// list as KRR does: VPA recommendations only.
+///
+/// # Errors
+/// [`Error::Query`] when a query fails.
+pub async fn discover<B: QueryBackend>(backend: &B, at_ms: i64) -> Result<Vec<WorkloadSpec>> {
+    let mut found = Vec::new();
+    for (kind, metric, label) in [
+        (
+            WorkloadKind::Deployment,
+            "kube_deployment_spec_replicas",
+            "deployment",
+        ),
+        (
+            WorkloadKind::StatefulSet,
+            "kube_statefulset_replicas",
+            "statefulset",
+        ),
+        (
+            WorkloadKind::DaemonSet,
+            "kube_daemonset_status_desired_number_scheduled",
+            "daemonset",
+        ),
+    ] {
+        let query = format!("max by (namespace, {label}) ({metric})");
+        let value = match backend.instant(&query, at_ms).await {
+            Ok(r) => r.value,
+            Err(source) => return Err(Error::Query { query, source }),
+        };
+        if let tsdb::promql::Value::Vector(vector) = value {
+            for sample in vector {
+                let (Some(namespace), Some(name)) =
+                    (sample.labels.get("namespace"), sample.labels.get(label))
+                else {
+                    continue;
+                };
+                found.push(WorkloadSpec {
+                    namespace: namespace.to_string(),
+                    kind,
+                    name: name.to_string(),
+                    hpa: None,
+                    metric_queries: BTreeMap::new(),
+                    vpa: VpaSettings::default(),
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| {
+        (&a.namespace, &a.name, a.kind as u8).cmp(&(&b.namespace, &b.name, b.kind as u8))
+    });
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> WorkloadSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn workload_specs_are_validated() {
+        let ok = spec(
+            "{namespace: shop, kind: Deployment, name: web, hpa: {maxReplicas: 5, metrics: [{type: Pods, pods: {metric: {name: rps}, target: {type: AverageValue, averageValue: 10}}}]}, metric_queries: {rps: 'sum by (pod) (rate(x[1m]))'}}",
+        );
+        assert_eq!(ok.validate(), Ok(()));
+        assert!(ok.vpa.enabled);
+        let mut missing = ok.clone();
+        missing.metric_queries.clear();
+        assert_eq!(
+            missing.validate(),
+            Err(
+                r#"hpa.metrics[0]: metric "rps" needs a PromQL query under metric_queries"#
+                    .into()
+            )
+        );
+        let bad = spec("{namespace: shop, kind: Deployment, name: web, hpa: {minReplicas: 3, maxReplicas: 2}}");
+        assert_eq!(
+            bad.validate(),
+            Err("hpa: invalid spec field minReplicas: must be less than or equal to maxReplicas (2)".into())
+        );
+        let off = spec("{namespace: a, kind: StatefulSet, name: db, vpa: {enabled: false}}");
+        assert_eq!(off.validate(), Err("neither hpa nor vpa is enabled".into()));
+        let policy = spec(
+            "{namespace: a, kind: StatefulSet, name: db, vpa: {resource_policy: {containerPolicies: [{containerName: '*', controlledResources: [memory], maxAllowed: {memory: 1Gi}}]}}}",
+        );
+        assert_eq!(policy.validate(), Ok(()));
+        assert!(
+            serde_yaml::from_str::<WorkloadSpec>("{namespace: a, kind: Pod, name: x}").is_err()
+        );
+    }
+}
