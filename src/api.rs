@@ -13,6 +13,7 @@ pub mod json;
 pub mod params;
 pub mod position;
 mod query;
+pub mod recommendations;
 pub mod remote;
 mod render;
 mod rules;
@@ -58,6 +59,8 @@ pub struct Api {
     sources: Sources,
     /// The rule groups' status, for `rules` and `alerts` (none by default).
     rules: RulesSource,
+    /// The recommender's latest report (empty until a recommender is attached).
+    recommendations: recommendations::Latest,
 }
 
 impl Api {
@@ -73,6 +76,7 @@ impl Api {
             clock,
             sources,
             rules: Box::new(Vec::new),
+            recommendations: Arc::default(),
         }
     }
 
@@ -80,6 +84,13 @@ impl Api {
     #[must_use]
     pub fn with_rules(mut self, rules: RulesSource) -> Self {
         self.rules = rules;
+        self
+    }
+
+    /// Serves the recommender's reports on `/api/v1/recommendations`.
+    #[must_use]
+    pub fn with_recommendations(mut self, latest: recommendations::Latest) -> Self {
+        self.recommendations = latest;
         self
     }
 
@@ -127,6 +138,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/render", get(render::render).post(render::render))
+        .route(
+            "/api/v1/recommendations",
+            get(recommendations::recommendations),
+        )
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .with_state(api)
         .layer(cors())

@@ -1,9 +1,11 @@
 //! Command line: `sextant <command>`.
 
+pub mod backtest;
 pub mod check;
 pub mod import;
 pub mod promqltest;
 pub mod query;
+pub mod recommend;
 pub mod render;
 pub mod rules;
 pub mod serve;
@@ -60,6 +62,12 @@ pub struct TestArgs {
 pub enum TestCommand {
     /// Unit tests for rules, in promtool's test file format.
     Rules(rules::TestRulesArgs),
+    /// HPA replicas and VPA requests for workloads, from a data directory or any
+    /// Prometheus-compatible server.
+    Recommend(recommend::RecommendArgs),
+    /// Replay the HPA or VPA over stored history.
+    #[command(subcommand)]
+    Backtest(backtest::BacktestKind),
 }
 
 /// Runs one command.
@@ -94,6 +102,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(TestArgs {
             command: TestCommand::Rules(args),
         }) => rules::run_test(&args, &runtime()?),
+        Command::Recommend(args) => {
+            print!("{}", runtime()?.block_on(recommend::run(args))?);
+            Ok(())
+        }
+        Command::Backtest(kind) => {
+            print!("{}", runtime()?.block_on(backtest::run(kind))?);
+            Ok(())
+        }
     }
 }
 

@@ -26,6 +26,10 @@ use scraper::config::{
 use scraper::relabel::RelabelConfig;
 use serde::Deserialize;
 
+mod autoscaling;
+
+pub use autoscaling::AutoscalerConfig;
+
 /// The configuration used when `sextant serve` gets no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("config/default.yml");
 
@@ -60,6 +64,9 @@ pub struct Config {
     /// The OTLP receiver; parsed, not acted on.
     #[serde(default, deserialize_with = "null_default")]
     pub otlp: OtlpConfig,
+    /// Sextant's recommender: the workloads to recommend for.
+    #[serde(default, deserialize_with = "null_default")]
+    pub autoscaler: AutoscalerConfig,
 }
 
 /// `global`: defaults for the other sections.
@@ -765,6 +772,7 @@ impl Config {
             tracing.validate().map_err(|e| at(None, e))?;
         }
         self.otlp.validate(scheme).map_err(|e| at(None, e))?;
+        self.autoscaler.validate(text)?;
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod float;
 pub mod metrics;
 pub mod remote;
+pub mod remote_backend;
 pub mod rules;
 pub mod server;
 pub mod shutdown;

@@ -9,6 +9,7 @@
 
 mod config;
 pub mod http;
+pub mod recommender;
 mod rules;
 
 use std::collections::BTreeMap;
@@ -90,6 +91,7 @@ pub struct Server {
     /// SIGTERM sent on that message is never lost to the default action.
     signals: Signals,
     rules: rules::Rules,
+    recommender: recommender::RecommenderService,
 }
 
 impl Server {
@@ -180,9 +182,11 @@ impl Server {
             targets: Box::new(TargetsSnapshot::default),
             metadata: Box::new(Vec::new),
         };
+        let recommender = start_recommender(&loaded.config, &backend, &clock, &registry).await?;
         let api = Arc::new(
             Api::new(backend, Arc::clone(&info), Arc::clone(&clock), sources)
-                .with_rules(rules.source()),
+                .with_rules(rules.source())
+                .with_recommendations(recommender.latest()),
         );
         let (reload_requests, reloads) = mpsc::channel(4);
         let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
@@ -210,6 +214,7 @@ impl Server {
             remote_write,
             signals,
             rules,
+            recommender,
         })
     }
 
@@ -248,6 +253,7 @@ impl Server {
             maintenance,
             remote_write,
             rules,
+            recommender,
             ..
         } = self;
         let mut shutdown = Shutdown::new()
@@ -268,6 +274,8 @@ impl Server {
         }
         shutdown
             .then("storage", move || async move {
+                // The recommender reads the database: it stops first.
+                recommender.stop().await;
                 maintenance.stop().await;
                 close_db(db).await
             })
@@ -288,6 +296,7 @@ impl Server {
                     );
                     return Err(error);
                 }
+                self.recommender.reconfigure(&loaded.config.autoscaler);
                 self.info.config_loaded(loaded.shown, self.clock.now_ms());
                 tracing::info!("Configuration reloaded.");
                 Ok(())
@@ -370,6 +379,22 @@ fn external_url(addr: SocketAddr) -> String {
     } else {
         format!("http://{addr}")
     }
+}
+
+/// Starts the recommender over the local engine for the configured workloads.
+async fn start_recommender(
+    config: &crate::config::Config,
+    backend: &Arc<LocalBackend>,
+    clock: &Arc<dyn Clock>,
+    registry: &Registry,
+) -> anyhow::Result<recommender::RecommenderService> {
+    recommender::RecommenderService::start(
+        &config.autoscaler,
+        Arc::clone(backend),
+        Arc::clone(clock),
+        registry,
+    )
+    .await
 }
 
 /// Closes the database once nothing else holds it.

@@ -7,6 +7,7 @@
 //! [`quantity`] parses and prints Kubernetes quantities, [`explain`] renders
 //! explanations, and [`vectors`] replays the reference vectors of the Kubernetes tests.
 
+pub mod backtest;
 pub mod controller;
 pub mod error;
 pub mod explain;

@@ -411,6 +411,8 @@ pub struct Inputs {
 /// The HPA's verdict on one workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HpaRecommendation {
+    /// The spec evaluated.
+    pub spec: HorizontalPodAutoscalerSpec,
     pub min_replicas: i32,
     pub max_replicas: i32,
     pub current_replicas: i32,
@@ -457,6 +459,7 @@ impl HpaRecommendation {
             ));
         }
         HpaRecommendation {
+            spec: spec.clone(),
             min_replicas: spec.min_replicas_or_default(),
             max_replicas: spec.max_replicas,
             current_replicas: rec.current_replicas,
@@ -639,12 +642,11 @@ mod tests {
         missing.metric_queries.clear();
         assert_eq!(
             missing.validate(),
-            Err(
-                r#"hpa.metrics[0]: metric "rps" needs a PromQL query under metric_queries"#
-                    .into()
-            )
+            Err(r#"hpa.metrics[0]: metric "rps" needs a PromQL query under metric_queries"#.into())
         );
-        let bad = spec("{namespace: shop, kind: Deployment, name: web, hpa: {minReplicas: 3, maxReplicas: 2}}");
+        let bad = spec(
+            "{namespace: shop, kind: Deployment, name: web, hpa: {minReplicas: 3, maxReplicas: 2}}",
+        );
         assert_eq!(
             bad.validate(),
             Err("hpa: invalid spec field minReplicas: must be less than or equal to maxReplicas (2)".into())

@@ -1,0 +1,197 @@
+//! The recommender service's refresh through the PromQL engine (what `sextant serve`
+//! runs): workloads of 2 pods x 3 containers with cAdvisor- and kube-state-metrics
+//! series at 15 s in a head, the first refresh (every model built from the history)
+//! and an incremental refresh after one more minute of samples.
+//!
+//! Run: `cargo bench -p autoscaler --bench refresh`. `SEXTANT_BENCH_WORKLOADS` (default
+//! 200) and `SEXTANT_BENCH_HOURS` (default 24) size it: the 10,000 workloads x 8 days
+//! of the goal do not fit in memory as raw samples on a small machine, so the figures
+//! are per workload and per day of history and the full size is extrapolated. Without
+//! `--bench` everything runs once on a tiny fleet.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use autoscaler::controller::WorkloadKind;
+use autoscaler::recommender::{Options, Recommender, VpaSettings, WorkloadSpec};
+use criterion::Criterion;
+use tsdb::head::{Head, HeadOptions};
+use tsdb::model::{Labels, Sample, TimeRange};
+use tsdb::promql::{Engine, EngineOptions, QueryBackend, QueryResult};
+use tsdb::storage::Appendable;
+
+const T0: i64 = 1_699_920_000_000;
+const STEP_MS: i64 = 15_000;
+
+struct Local {
+    head: Head,
+    engine: Engine,
+}
+
+impl QueryBackend for Local {
+    fn instant(
+        &self,
+        query: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = tsdb::promql::Result<QueryResult>> + Send {
+        std::future::ready(
+            self.engine
+                .instant_query(query, at_ms)
+                .and_then(|q| q.exec(&self.head)),
+        )
+    }
+
+    fn range(
+        &self,
+        query: &str,
+        range: TimeRange,
+        step: Duration,
+    ) -> impl Future<Output = tsdb::promql::Result<QueryResult>> + Send {
+        std::future::ready(
+            self.engine
+                .range_query(query, range.start, range.end, step)
+                .and_then(|q| q.exec(&self.head)),
+        )
+    }
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+fn pod(w: usize, p: usize) -> String {
+    format!("w{w}-7d4b9c8f6b-{}", ["x2x5z", "k9vqw"][p])
+}
+
+/// Appends the samples of `[from, to)` for every workload.
+fn write(head: &Head, workloads: usize, from: i64, to: i64) {
+    let mut t = from;
+    while t < to {
+        let mut app = head.appender();
+        let batch_end = (t + 240 * STEP_MS).min(to);
+        while t < batch_end {
+            let i = ((t - T0) / STEP_MS) as f64;
+            for w in 0..workloads {
+                let ns = format!("ns{}", w % 50);
+                let deployment = format!("w{w}");
+                for p in 0..2 {
+                    let pod = pod(w, p);
+                    for c in 0..3 {
+                        let container = format!("c{c}");
+                        let cores = 0.1 * (1 + (w + c) % 7) as f64;
+                        let pairs = [
+                            ("namespace", ns.as_str()),
+                            ("pod", pod.as_str()),
+                            ("container", container.as_str()),
+                        ];
+                        let l = |name: &str| {
+                            let mut all = vec![("__name__", name)];
+                            all.extend_from_slice(&pairs);
+                            Labels::from_pairs(&all)
+                        };
+                        app.append(
+                            None,
+                            &l("container_cpu_usage_seconds_total"),
+                            Sample::new(t, cores * 15.0 * i),
+                        )
+                        .unwrap();
+                        app.append(
+                            None,
+                            &l("container_memory_working_set_bytes"),
+                            Sample::new(t, 2e8 * cores),
+                        )
+                        .unwrap();
+                    }
+                }
+                let l = Labels::from_pairs(&[
+                    ("__name__", "kube_deployment_spec_replicas"),
+                    ("namespace", ns.as_str()),
+                    ("deployment", deployment.as_str()),
+                ]);
+                app.append(None, &l, Sample::new(t, 2.0)).unwrap();
+            }
+            t += STEP_MS;
+        }
+        app.commit().unwrap();
+    }
+}
+
+fn main() {
+    let full_run = std::env::args().any(|a| a == "--bench");
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let workloads = env("SEXTANT_BENCH_WORKLOADS", if full_run { 200 } else { 3 });
+    let hours = env("SEXTANT_BENCH_HOURS", if full_run { 24 } else { 1 });
+    let head = Head::new(HeadOptions::default());
+    let end = T0 + hours as i64 * 3_600_000;
+    let started = Instant::now();
+    write(&head, workloads, T0, end + STEP_MS);
+    println!(
+        "{workloads} workloads x 2 pods x 3 containers, {hours} h of 15 s history written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let backend = Local {
+        head,
+        engine: Engine::new(EngineOptions::default()),
+    };
+    let specs: Vec<WorkloadSpec> = (0..workloads)
+        .map(|w| WorkloadSpec {
+            namespace: format!("ns{}", w % 50),
+            kind: WorkloadKind::Deployment,
+            name: format!("w{w}"),
+            hpa: None,
+            metric_queries: Default::default(),
+            vpa: VpaSettings::default(),
+        })
+        .collect();
+    let mut options = Options::default();
+    options.source.vpa_history = Duration::from_secs(hours as u64 * 3600);
+    let mut recommender = Recommender::new(specs.clone(), options.clone()).unwrap();
+    let started = Instant::now();
+    let report = block_on(recommender.refresh(&backend, end));
+    let first = started.elapsed();
+    assert!(report.workloads.iter().all(|w| w.errors.is_empty()));
+    assert!(report.workloads.iter().all(|w| w.containers.len() == 3));
+    println!(
+        "  first refresh (models from history): {:.2} s, {:.2} ms per workload-day",
+        first.as_secs_f64(),
+        first.as_secs_f64() * 1000.0 / workloads as f64 / (hours as f64 / 24.0)
+    );
+    write(&backend.head, workloads, end + STEP_MS, end + 61 * STEP_MS);
+    let started = Instant::now();
+    let report = block_on(recommender.refresh(&backend, end + 60_000));
+    let next = started.elapsed();
+    black_box(report);
+    println!(
+        "  incremental refresh (1 new minute): {:.3} s, {:.3} ms per workload",
+        next.as_secs_f64(),
+        next.as_secs_f64() * 1000.0 / workloads as f64
+    );
+
+    let mut c = Criterion::default().configure_from_args();
+    if full_run {
+        c = c.measurement_time(Duration::from_secs(10)).sample_size(10);
+    }
+    let mut now = end + 60_000;
+    c.bench_function(&format!("incremental_refresh_{workloads}_workloads"), |b| {
+        b.iter(|| {
+            now += 60_000;
+            black_box(block_on(recommender.refresh(&backend, now)).workloads.len())
+        });
+    });
+}

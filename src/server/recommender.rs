@@ -1,0 +1,244 @@
+//! The recommender service: builds every configured workload's VPA model from the
+//! database's own history at start-up (nothing is lost on restart), then refreshes
+//! every `autoscaler.refresh_interval`, feeding only the samples that arrived since.
+//! The latest [`Report`] is shared with `/api/v1/recommendations` and rendered as
+//! `sextant_recommendation_*` gauges on `/metrics`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use autoscaler::recommender::{Options, Recommender, Report, WorkloadSpec};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tsdb::clock::Clock;
+
+use crate::api::recommendations::Latest;
+use crate::backend::LocalBackend;
+use crate::config::AutoscalerConfig;
+use crate::metrics::{Collector, Kind, Registry};
+
+/// The running service.
+pub struct RecommenderService {
+    latest: Latest,
+    workloads: watch::Sender<Vec<WorkloadSpec>>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// Figures about the refreshes themselves.
+#[derive(Debug, Default)]
+struct RefreshStats {
+    runs: u64,
+    last_duration_s: f64,
+    last_time_ms: Option<i64>,
+}
+
+/// The recommender options a configuration asks for.
+pub fn options(config: &AutoscalerConfig) -> Options {
+    let mut options = Options::default();
+    options.source.vpa_history = config.history;
+    options
+}
+
+impl RecommenderService {
+    /// Builds every model from the stored history (the first refresh, awaited: the
+    /// server becomes ready with recommendations available, as Prometheus becomes
+    /// ready after its WAL replay), then refreshes every `refresh_interval`.
+    ///
+    /// # Errors
+    /// Invalid recommender options.
+    pub async fn start(
+        config: &AutoscalerConfig,
+        backend: Arc<LocalBackend>,
+        clock: Arc<dyn Clock>,
+        registry: &Registry,
+    ) -> anyhow::Result<RecommenderService> {
+        let mut recommender = Recommender::new(config.workloads.clone(), options(config))?;
+        let latest: Latest = Arc::new(RwLock::new(None));
+        let stats = Arc::new(Mutex::new(RefreshStats::default()));
+        register_metrics(registry, &latest, &stats);
+        let shared = Arc::clone(&latest);
+        let refresh = async move |recommender: &mut Recommender| {
+            let started = Instant::now();
+            let now_ms = clock.now_ms();
+            let report = recommender.refresh(backend.as_ref(), now_ms).await;
+            let failed = report
+                .workloads
+                .iter()
+                .filter(|w| !w.errors.is_empty())
+                .count();
+            if failed > 0 {
+                tracing::warn!(
+                    failed,
+                    "Some workloads' recommendations could not be refreshed."
+                );
+            }
+            *shared.write() = Some(Arc::new(report));
+            let mut stats = stats.lock();
+            stats.runs += 1;
+            stats.last_duration_s = started.elapsed().as_secs_f64();
+            stats.last_time_ms = Some(now_ms);
+        };
+        refresh(&mut recommender).await;
+        tracing::info!(
+            workloads = config.workloads.len(),
+            "Recommendations built from the stored history."
+        );
+        let (workloads, mut workload_updates) = watch::channel(config.workloads.clone());
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let interval = config.refresh_interval;
+        let task = tokio::spawn(async move {
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = ticks.tick() => {}
+                    Ok(()) = workload_updates.changed() => {
+                        let list = workload_updates.borrow_and_update().clone();
+                        recommender.set_workloads(list);
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = refresh(&mut recommender) => {}
+                }
+            }
+        });
+        Ok(RecommenderService {
+            latest,
+            workloads,
+            stop,
+            task,
+        })
+    }
+
+    /// The latest report, shared with the API.
+    pub fn latest(&self) -> Latest {
+        Arc::clone(&self.latest)
+    }
+
+    /// A reloaded configuration: recommend for this list from now on, keeping the
+    /// models of workloads that did not change.
+    pub fn reconfigure(&self, config: &AutoscalerConfig) {
+        self.workloads.send_if_modified(|current| {
+            let changed = *current != config.workloads;
+            if changed {
+                current.clone_from(&config.workloads);
+            }
+            changed
+        });
+    }
+
+    /// Stops after dropping the refresh in progress, if any.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// `sextant_recommendation_*` gauges from the latest report (the series
+/// `dashboards/grafana/README.md` lists), and figures about refreshing.
+fn register_metrics(registry: &Registry, latest: &Latest, stats: &Arc<Mutex<RefreshStats>>) {
+    let latest = Arc::clone(latest);
+    let stats = Arc::clone(stats);
+    registry.register(move |out| {
+        {
+            let stats = stats.lock();
+            out.counter(
+                "sextant_recommendation_refreshes_total",
+                "Recommendation refreshes completed.",
+                stats.runs as f64,
+            );
+            if let Some(t) = stats.last_time_ms {
+                out.gauge(
+                    "sextant_recommendation_refresh_duration_seconds",
+                    "Time the last recommendation refresh took.",
+                    stats.last_duration_s,
+                );
+                out.gauge(
+                    "sextant_recommendation_last_refresh_timestamp_seconds",
+                    "When the recommendations were last refreshed.",
+                    t as f64 / 1000.0,
+                );
+            }
+        }
+        let Some(report) = latest.read().clone() else {
+            return;
+        };
+        write_report_metrics(out, &report);
+    });
+}
+
+/// The gauges of one report.
+pub fn write_report_metrics(out: &mut Collector, report: &Report) {
+    for w in &report.workloads {
+        let kind = format!("{:?}", w.kind);
+        let base = [
+            ("namespace", w.namespace.as_str()),
+            ("kind", kind.as_str()),
+            ("workload", w.name.as_str()),
+        ];
+        if let Some(current) = w.current_replicas {
+            out.sample(
+                "sextant_recommendation_current_replicas",
+                "Replicas the workload runs (kube-state-metrics).",
+                Kind::Gauge,
+                &base,
+                f64::from(current),
+            );
+        }
+        if let Some(hpa) = &w.hpa {
+            out.sample(
+                "sextant_recommendation_replicas",
+                "Replicas the HPA recommendation asks for.",
+                Kind::Gauge,
+                &base,
+                f64::from(hpa.desired_replicas),
+            );
+        }
+        for c in &w.containers {
+            for (resource, rec) in [("cpu", &c.cpu), ("memory", &c.memory)] {
+                let Some(rec) = rec else { continue };
+                let mut labels = base.to_vec();
+                labels.extend([
+                    ("container", c.name.as_str()),
+                    ("resource", resource),
+                    ("unit", rec.unit.as_str()),
+                ]);
+                out.sample(
+                    "sextant_recommendation_container_resource_lower_bound",
+                    "VPA lower bound of the container's request.",
+                    Kind::Gauge,
+                    &labels,
+                    rec.lower_bound,
+                );
+                out.sample(
+                    "sextant_recommendation_container_resource_target",
+                    "VPA target of the container's request.",
+                    Kind::Gauge,
+                    &labels,
+                    rec.target,
+                );
+                out.sample(
+                    "sextant_recommendation_container_resource_upper_bound",
+                    "VPA upper bound of the container's request.",
+                    Kind::Gauge,
+                    &labels,
+                    rec.upper_bound,
+                );
+                if let Some(request) = rec.current_request {
+                    out.sample(
+                        "sextant_recommendation_container_resource_request",
+                        "The container's current request (kube-state-metrics).",
+                        Kind::Gauge,
+                        &labels,
+                        request,
+                    );
+                }
+            }
+        }
+    }
+}

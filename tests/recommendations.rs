@@ -1,0 +1,399 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The recommender end to end: a data directory holding 8 days of cAdvisor- and
+//! kube-state-metrics-shaped series (written through the database's appender:
+//! `serve` does not run scrape loops yet), then
+//! - `sextant serve` with an `autoscaler` section: `/api/v1/recommendations` and the
+//!   `sextant_recommendation_*` metrics carry the expected numbers;
+//! - `sextant recommend --data-dir` at a fixed time: the JSON report pinned by a golden
+//!   file (`tests/data/recommendations.json`, the shape of
+//!   `docs/format/recommendations-api.md`), the table and CSV, and `-o yaml` whose
+//!   documents parse as Kubernetes objects and apply as patches with `kubectl patch
+//!   --local`;
+//! - `sextant backtest hpa|vpa` over the same history.
+//!
+//! The workload: Deployment shop/web, 2 pods, each with an `app` container using 0.5
+//! cores and 500 MB (requests 0.5 cores) and a `proxy` using 0.05 cores and 50 MB.
+
+use std::path::Path;
+
+use sextant::cli::backtest::{BacktestArgs, BacktestKind, BacktestOutput};
+use sextant::cli::recommend::{DataSource, OutputFormat, RecommendArgs};
+use sextant::server::{ServeOptions, Server};
+use tokio::sync::oneshot;
+use tsdb::db::{Db, DbOptions};
+use tsdb::model::{Labels, Sample};
+use tsdb::storage::Appendable;
+
+const SCRAPE: i64 = 15_000;
+const DAY: i64 = 86_400_000;
+const POD_A: &str = "web-7d4b9c8f6b-x2x5z";
+const POD_B: &str = "web-7d4b9c8f6b-k9vqw";
+
+fn labels(name: &str, pairs: &[(&str, &str)]) -> Labels {
+    let mut all = vec![("__name__", name), ("namespace", "shop")];
+    all.extend_from_slice(pairs);
+    Labels::from_pairs(&all)
+}
+
+/// 8 days and 10 minutes of scrapes ending at `end`, as a cluster's cAdvisor and
+/// kube-state-metrics expose them.
+fn write_cluster(dir: &Path, end: i64) {
+    let db = Db::open(dir, DbOptions::default()).unwrap();
+    let start = end - 8 * DAY - 10 * 60_000;
+    let mut t = start;
+    let mut i = 0.0;
+    while t <= end {
+        let mut app = db.appender();
+        let batch_end = (t + 1000 * SCRAPE).min(end + 1);
+        while t < batch_end {
+            let mut put = |l: Labels, v: f64| {
+                app.append(None, &l, Sample::new(t, v)).unwrap();
+            };
+            for pod in [POD_A, POD_B] {
+                for (container, cores, bytes, request) in
+                    [("app", 0.5, 500e6, 0.5), ("proxy", 0.05, 50e6, 0.1)]
+                {
+                    let c = [("pod", pod), ("container", container)];
+                    put(
+                        labels("container_cpu_usage_seconds_total", &c),
+                        cores * 15.0 * i,
+                    );
+                    put(labels("container_memory_working_set_bytes", &c), bytes);
+                    let r = [
+                        ("pod", pod),
+                        ("container", container),
+                        ("resource", "cpu"),
+                        ("unit", "core"),
+                    ];
+                    put(labels("kube_pod_container_resource_requests", &r), request);
+                }
+                put(
+                    labels(
+                        "kube_pod_status_phase",
+                        &[("pod", pod), ("phase", "Running")],
+                    ),
+                    1.0,
+                );
+                put(
+                    labels(
+                        "kube_pod_status_ready",
+                        &[("pod", pod), ("condition", "true")],
+                    ),
+                    1.0,
+                );
+                put(
+                    labels("kube_pod_start_time", &[("pod", pod)]),
+                    ((start - DAY) / 1000) as f64,
+                );
+            }
+            for metric in [
+                "kube_deployment_spec_replicas",
+                "kube_deployment_status_replicas",
+            ] {
+                put(labels(metric, &[("deployment", "web")]), 2.0);
+            }
+            t += SCRAPE;
+            i += 1.0;
+        }
+        app.commit().unwrap();
+    }
+    db.close().unwrap();
+}
+
+const CONFIG: &str = r#"
+autoscaler:
+  refresh_interval: 1m
+  workloads:
+    - namespace: shop
+      kind: Deployment
+      name: web
+      hpa:
+        minReplicas: 1
+        maxReplicas: 10
+        metrics:
+          - type: Resource
+            resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+      vpa:
+        resource_policy:
+          containerPolicies:
+            - {containerName: proxy, controlledResources: [memory]}
+"#;
+
+/// The expected numbers, whatever the time: the shared vector
+/// `vpa-derived-constant-usage` for `app` (587m, 587804717 bytes; 8 days of history:
+/// upper 660m), and ceil(2 x 1100m / (1200m x 50 %)) = 4 replicas.
+fn check_report(workloads: &serde_json::Value) {
+    let web = &workloads[0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["errors"], serde_json::json!([]));
+    assert_eq!(web["current_replicas"], 2);
+    assert_eq!(web["hpa"]["desired_replicas"], 4);
+    assert_eq!(web["hpa"]["metrics"][0]["replicas"], 4);
+    let app = &web["containers"][0];
+    assert_eq!(app["name"], "app");
+    assert_eq!(app["cpu"]["target"], 0.587);
+    assert_eq!(app["cpu"]["upper_bound"], 0.66);
+    assert_eq!(app["cpu"]["current_request"], 0.5);
+    assert_eq!(app["cpu"]["quantities"]["target"], "587m");
+    assert_eq!(app["memory"]["target"], 587_804_717.0);
+    assert_eq!(app["cpu"]["confidence"], 8.0);
+    let proxy = &web["containers"][1];
+    assert_eq!(proxy["name"], "proxy");
+    assert!(proxy["cpu"].is_null(), "cpu is not controlled: {proxy}");
+    assert!(proxy["memory"]["target"].as_f64().unwrap() > 0.0);
+    let summary = app["cpu"]["explanations"]["target"]["summary"]
+        .as_str()
+        .unwrap();
+    assert!(summary.contains("587m"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_builds_recommendations_from_stored_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = tsdb::clock::Clock::now_ms(&tsdb::clock::SystemClock);
+    write_cluster(&data, now);
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let mut options = ServeOptions::new("127.0.0.1:0");
+    options.storage_path = Some(data);
+    options.config_file = Some(config);
+    let server = Server::start(options).await.unwrap();
+    let base = format!("http://{}", server.addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let body = reqwest::get(format!("{base}/api/v1/recommendations"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["status"], "success");
+    assert_eq!(json["data"]["ready"], true);
+    check_report(&json["data"]["workloads"]);
+    let filtered = reqwest::get(format!("{base}/api/v1/recommendations?namespace=other"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(filtered.contains(r#""workloads":[]"#), "{filtered}");
+
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"sextant_recommendation_container_resource_target{namespace="shop",kind="Deployment",workload="web",container="app",resource="cpu",unit="core"} 0.587"#,
+        r#"sextant_recommendation_container_resource_request{namespace="shop",kind="Deployment",workload="web",container="app",resource="cpu",unit="core"} 0.5"#,
+        r#"sextant_recommendation_container_resource_upper_bound{namespace="shop",kind="Deployment",workload="web",container="app",resource="memory",unit="byte"}"#,
+        r#"sextant_recommendation_replicas{namespace="shop",kind="Deployment",workload="web"} 4"#,
+        r#"sextant_recommendation_current_replicas{namespace="shop",kind="Deployment",workload="web"} 2"#,
+        "sextant_recommendation_refreshes_total 1",
+    ] {
+        assert!(metrics.contains(line), "missing {line}");
+    }
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
+
+/// 2023-11-15T00:00:00Z.
+const END: i64 = 1_700_006_400_000;
+
+fn source(data: &Path, config: &Path) -> DataSource {
+    DataSource {
+        config: Some(config.to_path_buf()),
+        prometheus: None,
+        data_dir: Some(data.to_path_buf()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_and_backtest_commands_over_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_cluster(&data, END);
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let recommend = |output| RecommendArgs {
+        source: source(&data, &config),
+        output,
+        time: Some((END / 1000).to_string()),
+    };
+
+    let json = sextant::cli::recommend::run(recommend(OutputFormat::Json))
+        .await
+        .unwrap();
+    expect_test::expect_file!["data/recommendations.json"].assert_eq(&json);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    check_report(&report["workloads"]);
+
+    let table = sextant::cli::recommend::run(recommend(OutputFormat::Table))
+        .await
+        .unwrap();
+    let app_line = table.lines().find(|l| l.contains(" app ")).unwrap();
+    assert!(app_line.contains("500m"), "{table}");
+    assert!(app_line.contains("587m (586m-660m)"), "{table}");
+    assert!(app_line.contains("2 -> 4"), "{table}");
+
+    let csv = sextant::cli::recommend::run(recommend(OutputFormat::Csv))
+        .await
+        .unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l == "shop,Deployment,web,app,cpu,core,0.5,0.586,0.587,0.66,8,2,4"),
+        "{csv}"
+    );
+
+    let yaml = sextant::cli::recommend::run(recommend(OutputFormat::Yaml))
+        .await
+        .unwrap();
+    check_yaml(&yaml, dir.path());
+
+    let backtest = |output| BacktestArgs {
+        workload: "shop/Deployment/web".into(),
+        from: ((END - 3_600_000) / 1000).to_string(),
+        to: Some((END / 1000).to_string()),
+        spec: None,
+        source: source(&data, &config),
+        output,
+    };
+    let hpa = sextant::cli::backtest::run(BacktestKind::Hpa(backtest(BacktestOutput::Json)))
+        .await
+        .unwrap();
+    let hpa: serde_json::Value = serde_json::from_str(&hpa).unwrap();
+    // 241 syncs over the hour; the constant load of 1100m needs 1100 / (600 x 1.1) > 1
+    // ... ceil(1100 / 600) = 2 pods at 50 % of 600m... see the assertions: the first
+    // sync proposes 4 (ratio 1.83 with 2 pods), the legacy limit allows it, and with 4
+    // pods the ratio is 0.92, inside the tolerance: 4 for the rest of the hour.
+    assert_eq!(hpa["summary"]["syncs"], 241);
+    assert_eq!(hpa["timeline"][0]["replicas"], 2);
+    assert_eq!(hpa["timeline"][0]["desired_replicas"], 4);
+    assert_eq!(hpa["timeline"][1]["replicas"], 4);
+    assert_eq!(hpa["summary"]["max_replicas"], 4);
+    assert_eq!(hpa["summary"]["scale_ups"], 1);
+    assert_eq!(hpa["summary"]["scale_downs"], 0);
+    assert_eq!(hpa["summary"]["seconds_above_target"], 15.0);
+    assert_eq!(hpa["summary"]["actual_seconds_above_target"], 241.0 * 15.0);
+    let pod_hours = hpa["summary"]["pod_hours"].as_f64().unwrap();
+    assert!((pod_hours - (2.0 + 240.0 * 4.0) * 15.0 / 3600.0).abs() < 1e-9);
+    let table = sextant::cli::backtest::run(BacktestKind::Hpa(backtest(BacktestOutput::Table)))
+        .await
+        .unwrap();
+    assert!(table.contains("pod-hours"), "{table}");
+
+    let vpa = sextant::cli::backtest::run(BacktestKind::Vpa(backtest(BacktestOutput::Json)))
+        .await
+        .unwrap();
+    let vpa: serde_json::Value = serde_json::from_str(&vpa).unwrap();
+    let app = &vpa["containers"][0];
+    assert_eq!(app["name"], "app");
+    // 61 one-minute steps x 2 pods, usage 500m always under the 587m target.
+    assert_eq!(app["cpu_samples"], 122);
+    assert_eq!(app["cpu_over_target"], 0);
+    // Requests of 500m against a 587m target: 87m more per pod for the hour.
+    let saved = app["cpu_saved_core_hours"].as_f64().unwrap();
+    assert!((saved - (-0.087 * 122.0 / 60.0)).abs() < 1e-9, "{saved}");
+}
+
+/// Each document parses as the Kubernetes object it claims to be, and the patch
+/// applies to a Deployment with `kubectl patch --local` (an offline oracle).
+fn check_yaml(yaml: &str, dir: &Path) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+    use serde::Deserialize;
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "{yaml}");
+    let hpa: HorizontalPodAutoscaler = serde_yaml::from_value(docs[0].clone()).unwrap();
+    let spec = hpa.spec.unwrap();
+    assert_eq!(spec.scale_target_ref.kind, "Deployment");
+    assert_eq!(
+        spec.scale_target_ref.api_version.as_deref(),
+        Some("apps/v1")
+    );
+    assert_eq!(spec.max_replicas, 10);
+    assert_eq!(hpa.metadata.namespace.as_deref(), Some("shop"));
+    let patch: Deployment = serde_yaml::from_value(docs[1].clone()).unwrap();
+    let containers = patch.spec.unwrap().template.spec.unwrap().containers;
+    let requests = containers[0]
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(containers[0].name, "app");
+    assert_eq!(requests["cpu"].0, "587m");
+    assert_eq!(containers[1].name, "proxy");
+    assert!(
+        !containers[1]
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()
+            .contains_key("cpu")
+    );
+
+    let kubectl = std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output();
+    if kubectl.is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "kubectl is required under CI=true"
+        );
+        eprintln!("kubectl not found: skipping the kubectl patch check");
+        return;
+    }
+    let base = dir.join("deployment.yaml");
+    std::fs::write(
+        &base,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - {name: app, image: app:1, resources: {requests: {cpu: 500m}}}\n      - {name: proxy, image: envoy:1}\n",
+    )
+    .unwrap();
+    let patch_file = dir.join("patch.yaml");
+    std::fs::write(&patch_file, serde_yaml::to_string(&docs[1]).unwrap()).unwrap();
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "patch",
+            "--local",
+            "--type",
+            "strategic",
+            "-o",
+            "yaml",
+            "-f",
+        ])
+        .arg(&base)
+        .arg("--patch-file")
+        .arg(&patch_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let patched: Deployment = serde_yaml::from_slice(&out.stdout).unwrap();
+    let containers = patched.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers[0].image.as_deref(), Some("app:1"));
+    let requests = containers[0]
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(requests["cpu"].0, "587m");
+    assert!(requests.contains_key("memory"));
+}
