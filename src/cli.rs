@@ -50,6 +50,12 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Run unit tests.
     Test(TestArgs),
+    /// HPA replicas and VPA requests for workloads, from a data directory or any
+    /// Prometheus-compatible server.
+    Recommend(recommend::RecommendArgs),
+    /// Replay the HPA or VPA over stored history.
+    #[command(subcommand)]
+    Backtest(backtest::BacktestKind),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,12 +68,6 @@ pub struct TestArgs {
 pub enum TestCommand {
     /// Unit tests for rules, in promtool's test file format.
     Rules(rules::TestRulesArgs),
-    /// HPA replicas and VPA requests for workloads, from a data directory or any
-    /// Prometheus-compatible server.
-    Recommend(recommend::RecommendArgs),
-    /// Replay the HPA or VPA over stored history.
-    #[command(subcommand)]
-    Backtest(backtest::BacktestKind),
 }
 
 /// Runs one command.
