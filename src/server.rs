@@ -11,6 +11,7 @@ mod config;
 pub mod http;
 pub mod recommender;
 mod rules;
+mod scrape;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -28,13 +29,14 @@ use tsdb::promql::EngineOptions;
 
 use tsdb::db::{Db, DbOptions};
 
-use crate::api::{Api, HeadStatus, ServerInfo, Sources, TargetsSnapshot};
+use crate::api::{Api, HeadStatus, ServerInfo, Sources};
 use crate::backend::LocalBackend;
 use crate::metrics::{self, Registry};
 use crate::remote::write::RemoteWrite;
 use crate::shutdown::{Shutdown, Signal, Signals};
 pub use config::ConfigSource;
 use http::{Lifecycle, ReloadRequest};
+use scrape::Scraping;
 
 /// How to run the server.
 #[derive(Debug, Clone)]
@@ -92,6 +94,7 @@ pub struct Server {
     signals: Signals,
     rules: rules::Rules,
     recommender: recommender::RecommenderService,
+    scraping: Scraping,
 }
 
 impl Server {
@@ -147,6 +150,9 @@ impl Server {
         register_db_metrics(&registry, &db);
         let maintenance = Maintenance::start(Arc::clone(&db), &registry);
         let remote_write = start_remote_write(&loaded.config, &db, &registry)?;
+        let scraping = Scraping::start(&db, Arc::clone(&clock), &loaded.config, addr, &registry)
+            .await
+            .context("starting scraping")?;
 
         let backend = Arc::new(LocalBackend::new(
             Arc::clone(&db) as Arc<dyn tsdb::storage::Queryable>,
@@ -179,7 +185,7 @@ impl Server {
                 let db = Arc::clone(&db);
                 Box::new(move || head_status(&db))
             },
-            targets: Box::new(TargetsSnapshot::default),
+            targets: scraping.targets_source(),
             metadata: Box::new(Vec::new),
         };
         let recommender = start_recommender(&loaded.config, &backend, &clock, &registry).await?;
@@ -215,6 +221,7 @@ impl Server {
             signals,
             rules,
             recommender,
+            scraping,
         })
     }
 
@@ -236,11 +243,11 @@ impl Server {
                 signal = self.signals.next() => match signal {
                     Signal::Terminate => break,
                     Signal::Reload => {
-                        let _ = self.reload();
+                        let _ = self.reload().await;
                     }
                 },
                 Some(reply) = self.reloads.recv() => {
-                    let _ = reply.send(self.reload());
+                    let _ = reply.send(self.reload().await);
                 }
             }
         }
@@ -254,9 +261,16 @@ impl Server {
             remote_write,
             rules,
             recommender,
+            scraping,
             ..
         } = self;
+        // Scraping stops first so that nothing appends while the database
+        // is committed and closed.
         let mut shutdown = Shutdown::new()
+            .then("scrape", move || async move {
+                scraping.stop().await;
+                Ok(())
+            })
             .then("http", move || async move {
                 let _ = http_stop.send(());
                 http_task.await??;
@@ -285,25 +299,28 @@ impl Server {
 
     /// Re-reads the configuration and applies it; a bad one is rejected
     /// and the running one stays.
-    fn reload(&self) -> Result<(), String> {
-        match self.config_source.load() {
+    async fn reload(&self) -> Result<(), String> {
+        // Rules first: they are the likelier to be refused, and nothing has
+        // changed yet when they are.
+        let outcome = async {
+            let loaded = self.config_source.load().map_err(|e| format!("{e:#}"))?;
+            self.rules.reload(&loaded.config)?;
+            self.scraping
+                .apply(&loaded.config)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            self.recommender.reconfigure(&loaded.config.autoscaler);
+            Ok::<_, String>(loaded)
+        }
+        .await;
+        match outcome {
             Ok(loaded) => {
-                if let Err(error) = self.rules.reload(&loaded.config) {
-                    self.info.config_reload_failed();
-                    tracing::error!(
-                        error,
-                        "Configuration reload failed; keeping the running one."
-                    );
-                    return Err(error);
-                }
-                self.recommender.reconfigure(&loaded.config.autoscaler);
                 self.info.config_loaded(loaded.shown, self.clock.now_ms());
                 tracing::info!("Configuration reloaded.");
                 Ok(())
             }
             Err(error) => {
                 self.info.config_reload_failed();
-                let error = format!("{error:#}");
                 tracing::error!(
                     error,
                     "Configuration reload failed; keeping the running one."

@@ -141,6 +141,8 @@ fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
     next_line_with("Configuration reloaded.", &mut log);
     kill("-TERM");
     next_line_with("Shutting down.", &mut log);
+    let scrape = next_line_with("Stopping.", &mut log);
+    assert!(scrape.contains("scrape"), "{scrape}");
     let http = next_line_with("Stopping.", &mut log);
     assert!(
         http.contains("stage=\"http\"") || http.contains("stage=http"),

@@ -21,7 +21,8 @@ use crate::discovery::TargetGroup;
 use crate::exposition::{Format, accept_header};
 use crate::relabel::{self, RelabelConfig};
 use crate::scrape_loop::{
-    Fetch, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, Stop, TargetOptions,
+    Fetch, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, ScrapeStats, Stop,
+    TargetOptions,
 };
 use crate::target::{DroppedTarget, Target, targets_from_group};
 
@@ -190,6 +191,22 @@ pub struct ScrapePool<M: MakeFetcher> {
     /// Targets over `target_limit`, shown with the error.
     over_limit: Vec<TargetStatus>,
     dropped: Vec<DroppedTarget>,
+    stats: Option<Arc<ScrapeStats>>,
+}
+
+/// The loops of a pool told to stop; [`Stopping::wait`] waits until they
+/// have written what they leave behind.
+#[must_use = "the loops may still be writing their staleness markers"]
+pub struct Stopping(Vec<JoinHandle<()>>);
+
+impl Stopping {
+    pub async fn wait(self) {
+        for task in self.0 {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "scrape loop task failed");
+            }
+        }
+    }
 }
 
 impl<M: MakeFetcher> ScrapePool<M> {
@@ -221,7 +238,15 @@ impl<M: MakeFetcher> ScrapePool<M> {
             loops: HashMap::new(),
             over_limit: Vec::new(),
             dropped: Vec::new(),
+            stats: None,
         }
+    }
+
+    /// Counts the outcome of every scrape of the pool's loops in `stats`.
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<ScrapeStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// [`ScrapePool::sync`] with the targets of discovered groups.
@@ -258,6 +283,11 @@ impl<M: MakeFetcher> ScrapePool<M> {
                 limit,
             };
             tracing::warn!(%error, "scrape pool over its target limit");
+            if let Some(stats) = &self.stats {
+                stats
+                    .exceeded_target_limit
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             for (_, running) in self.loops.drain() {
                 let _ = running.stop.send(Stop::MarkStale);
             }
@@ -289,12 +319,15 @@ impl<M: MakeFetcher> ScrapePool<M> {
             let options = self
                 .options
                 .target_options(&target, self.metric_relabel.clone());
-            let scrape_loop = ScrapeLoop::new(
+            let mut scrape_loop = ScrapeLoop::new(
                 options,
                 self.fetchers.make(&target),
                 Arc::clone(&self.storage),
                 Arc::clone(&self.clock),
             );
+            if let Some(stats) = &self.stats {
+                scrape_loop = scrape_loop.with_stats(Arc::clone(stats));
+            }
             let last_report = scrape_loop.last_report();
             let (stop, stopped) = oneshot::channel();
             let task = tokio::spawn(scrape_loop.run(hash ^ self.offset_seed, stopped));
@@ -339,15 +372,18 @@ impl<M: MakeFetcher> ScrapePool<M> {
     /// Stops every loop and waits for them: [`Stop::Keep`] on shutdown or
     /// reload, [`Stop::MarkStale`] when the whole job goes away.
     pub async fn stop(self, how: Stop) {
+        self.stop_each(|_| how).wait().await;
+    }
+
+    /// Tells every loop to stop, each as `how` says for its target (a
+    /// reloaded pool keeps the series of targets its successor scrapes and
+    /// marks the others stale), without waiting for them.
+    pub fn stop_each(self, how: impl Fn(&Target) -> Stop) -> Stopping {
         let mut tasks = Vec::new();
         for (_, running) in self.loops {
-            let _ = running.stop.send(how);
+            let _ = running.stop.send(how(&running.target));
             tasks.push(running.task);
         }
-        for task in tasks {
-            if let Err(error) = task.await {
-                tracing::warn!(%error, "scrape loop task failed");
-            }
-        }
+        Stopping(tasks)
     }
 }

@@ -3,7 +3,11 @@
 //! that speaks the real list and watch wire format: JSON of k8s-openapi
 //! objects, chunked newline-delimited watch events, bookmarks, dropped
 //! connections (resumed from the last resource version) and `410 Gone`
-//! (which forces a relist that must notice objects removed meanwhile).
+//! (which forces a relist that must notice objects removed meanwhile);
+//! and a `kubernetes_sd_configs` section reaching it through the
+//! [`ScrapeManager`], whose pool scrapes the discovered pod.
+
+mod common;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -12,14 +16,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use common::{Exporter, Exposed, MemStorage};
 use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use scraper::config::{ScrapeConfig, ScrapeDefaults};
 use scraper::discovery::{Manager, TargetSets};
+use scraper::manager::ScrapeManager;
 use scraper::target::targets_from_group;
 use tokio::sync::{broadcast, watch};
 
@@ -41,6 +47,9 @@ struct Cluster {
     expired_before: u64,
     n_lists: usize,
     n_watches: usize,
+    /// Namespace (empty for the cluster-wide path) and label selector of
+    /// every request.
+    requests: Vec<(String, String)>,
 }
 
 struct FakeApiServer {
@@ -49,6 +58,10 @@ struct FakeApiServer {
 }
 
 fn pod(name: &str, ip: &str) -> Pod {
+    pod_on(name, ip, 8080)
+}
+
+fn pod_on(name: &str, ip: &str, port: i32) -> Pod {
     Pod {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
@@ -61,7 +74,7 @@ fn pod(name: &str, ip: &str) -> Pod {
                 name: "app".to_string(),
                 image: Some("app:1".to_string()),
                 ports: Some(vec![ContainerPort {
-                    container_port: 8080,
+                    container_port: port,
                     name: Some("http".to_string()),
                     ..ContainerPort::default()
                 }]),
@@ -163,10 +176,32 @@ fn gone_line(current: u64) -> String {
     )
 }
 
+async fn namespaced_pods_handler(
+    State(server): State<Arc<FakeApiServer>>,
+    Path(namespace): Path<String>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Response {
+    answer_pods(server, namespace, params)
+}
+
 async fn pods_handler(
     State(server): State<Arc<FakeApiServer>>,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
+    answer_pods(server, String::new(), params)
+}
+
+/// Lists or watches pods (every pod: the fake ignores namespaces and
+/// selectors but records them).
+fn answer_pods(
+    server: Arc<FakeApiServer>,
+    namespace: String,
+    params: BTreeMap<String, String>,
+) -> Response {
+    server.cluster.lock().unwrap().requests.push((
+        namespace,
+        params.get("labelSelector").cloned().unwrap_or_default(),
+    ));
     let watching = matches!(params.get("watch").map(String::as_str), Some("true" | "1"));
     if !watching {
         let mut cluster = server.cluster.lock().unwrap();
@@ -242,6 +277,10 @@ async fn start_fake_api_server() -> (Arc<FakeApiServer>, String) {
     });
     let app = Router::new()
         .route("/api/v1/pods", get(pods_handler))
+        .route(
+            "/api/v1/namespaces/{namespace}/pods",
+            get(namespaced_pods_handler),
+        )
         .with_state(server.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -339,4 +378,100 @@ relabel_configs:
     server.apply(pod("d", "10.0.0.5"), true);
     wait_for(&mut rx, |a| a == ["10.0.0.4:8080", "10.0.0.5:8080"]).await;
     manager.stop();
+}
+
+#[tokio::test]
+async fn kubernetes_targets_are_scraped_through_the_scrape_manager() {
+    let exporter =
+        Exporter::start(Exposed::text("# TYPE jobs_total counter\njobs_total 7\n")).await;
+    let (server, url) = start_fake_api_server().await;
+    server.apply(
+        pod_on("web", "127.0.0.1", i32::from(exporter.addr.port())),
+        true,
+    );
+    let mut config: ScrapeConfig = serde_yaml::from_str(&format!(
+        r#"
+job_name: k8s
+scrape_interval: 1s
+scrape_timeout: 1s
+kubernetes_sd_configs:
+  - role: pod
+    api_server: {url}
+    namespaces: {{names: [default]}}
+    selectors: [{{role: pod, label: app=web}}]
+relabel_configs:
+  - action: labelmap
+    regex: __meta_kubernetes_pod_label_(.+)
+"#
+    ))
+    .unwrap();
+    config.apply_defaults(&ScrapeDefaults::default()).unwrap();
+    let storage = Arc::new(MemStorage::default());
+    let manager = ScrapeManager::new(storage.clone(), Arc::new(tsdb::clock::SystemClock), 0);
+    manager
+        .apply_config(std::slice::from_ref(&config))
+        .await
+        .unwrap();
+
+    let address = exporter.addr.to_string();
+    let series = |name: &str| {
+        tsdb::model::Labels::from_pairs(&[
+            ("__name__", name),
+            ("app", "web"),
+            ("instance", address.as_str()),
+            ("job", "k8s"),
+        ])
+    };
+    let samples = |name: &str| {
+        storage
+            .series()
+            .get(&series(name))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while samples("jobs_total").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pod was not scraped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(samples("jobs_total")[0].v, 7.0);
+    assert_eq!(samples("up")[0].v, 1.0);
+    let targets = manager.targets();
+    assert_eq!(targets.active.len(), 1);
+    assert_eq!(targets.active[0].0, "k8s");
+    assert_eq!(
+        targets.active[0]
+            .1
+            .target
+            .discovered_labels()
+            .get("__meta_kubernetes_pod_name"),
+        Some("web")
+    );
+    // The namespace and the selector reached the API server.
+    let requests = server.cluster.lock().unwrap().requests.clone();
+    assert!(!requests.is_empty());
+    assert!(
+        requests
+            .iter()
+            .all(|r| *r == ("default".to_string(), "app=web".to_string())),
+        "{requests:?}"
+    );
+
+    // The pod goes away: its series are marked stale.
+    server.delete("web", true);
+    while !samples("up")
+        .last()
+        .is_some_and(|s| tsdb::model::is_stale_nan(s.v))
+    {
+        assert!(std::time::Instant::now() < deadline, "no staleness marker");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(tsdb::model::is_stale_nan(
+        samples("jobs_total").last().unwrap().v
+    ));
+    assert!(manager.targets().active.is_empty());
+    manager.stop().await;
 }

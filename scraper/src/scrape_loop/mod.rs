@@ -28,6 +28,7 @@ mod fetch;
 mod labels;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -193,6 +194,51 @@ pub fn target_hash(labels: &Labels, url: &str) -> u64 {
     hash
 }
 
+/// Counts of scrape outcomes summed over many loops, for the server's own
+/// metrics (Prometheus's `prometheus_target_scrapes_*` counters).
+#[derive(Debug, Default)]
+pub struct ScrapeStats {
+    pub scrapes: AtomicU64,
+    pub failed: AtomicU64,
+    pub exceeded_sample_limit: AtomicU64,
+    pub exceeded_body_size_limit: AtomicU64,
+    pub exceeded_label_limits: AtomicU64,
+    pub sample_out_of_order: AtomicU64,
+    pub sample_duplicate_timestamp: AtomicU64,
+    pub sample_out_of_bounds: AtomicU64,
+    /// Pool syncs that found more targets than `target_limit`.
+    pub exceeded_target_limit: AtomicU64,
+}
+
+impl ScrapeStats {
+    /// Adds one scrape's outcome.
+    pub fn record(&self, report: &ScrapeReport) {
+        let add = |counter: &AtomicU64, n: usize| {
+            if n > 0 {
+                counter.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        };
+        add(&self.scrapes, 1);
+        add(&self.sample_out_of_order, report.out_of_order);
+        add(&self.sample_duplicate_timestamp, report.duplicates);
+        add(&self.sample_out_of_bounds, report.out_of_bounds);
+        if let Some(error) = &report.error {
+            add(&self.failed, 1);
+            match error {
+                ScrapeError::SampleLimit { .. } => add(&self.exceeded_sample_limit, 1),
+                ScrapeError::BodySizeLimit(_) => add(&self.exceeded_body_size_limit, 1),
+                ScrapeError::LabelLimit(_) => add(&self.exceeded_label_limits, 1),
+                _ => {}
+            }
+        }
+    }
+
+    /// A counter's current value.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
 /// One target's scrape loop.
 pub struct ScrapeLoop<F> {
     state: TargetState,
@@ -200,6 +246,7 @@ pub struct ScrapeLoop<F> {
     storage: Arc<dyn Appendable>,
     clock: Arc<dyn Clock>,
     last_report: Arc<parking_lot::Mutex<Option<ScrapeReport>>>,
+    stats: Option<Arc<ScrapeStats>>,
 }
 
 impl<F: Fetch> ScrapeLoop<F> {
@@ -215,7 +262,15 @@ impl<F: Fetch> ScrapeLoop<F> {
             storage,
             clock,
             last_report: Arc::default(),
+            stats: None,
         }
+    }
+
+    /// Also counts every scrape's outcome in `stats`.
+    #[must_use]
+    pub fn with_stats(mut self, stats: Arc<ScrapeStats>) -> Self {
+        self.stats = Some(stats);
+        self
     }
 
     /// The fetcher (tests inspect what it fetched).
@@ -248,6 +303,9 @@ impl<F: Fetch> ScrapeLoop<F> {
             .append_scrape(&*self.storage, fetched, start_ms, started.elapsed());
         if let Some(error) = &report.error {
             tracing::debug!(target = %self.state.options().labels, %error, "scrape failed");
+        }
+        if let Some(stats) = &self.stats {
+            stats.record(&report);
         }
         *self.last_report.lock() = Some(report.clone());
         report
