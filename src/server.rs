@@ -416,6 +416,14 @@ async fn start_recommender(
 
 /// Closes the database once nothing else holds it.
 async fn close_db(db: Arc<Db>) -> anyhow::Result<()> {
+    // Tasks that just finished (a connection, a scrape loop) may still be
+    // dropping their handles: give them a moment.
+    for _ in 0..200 {
+        if Arc::strong_count(&db) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::task::spawn_blocking(move || match Arc::try_unwrap(db) {
         Ok(db) => db.close().context("closing the database"),
         Err(db) => {
