@@ -28,6 +28,7 @@ pub use http::{
 };
 pub use units::{ByteSize, format_duration, parse_duration};
 
+pub(crate) use http::base64_encode;
 pub(crate) use units::deserialize_parsed;
 pub use units::{duration, duration_opt};
 

@@ -514,8 +514,9 @@ impl HttpClientConfig {
     }
 }
 
-/// Standard base64 with padding, for the `Basic` authorization header.
-fn base64_encode(bytes: &[u8]) -> String {
+/// Standard base64 with padding, for the `Basic` authorization header and
+/// kubeconfig `*-data` fields.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -29,7 +29,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tsdb::model::{Label, Labels};
 
-use crate::config::{KubernetesRole, KubernetesSdConfig, Secret};
+use crate::config::{KubernetesRole, KubernetesSdConfig, Secret, base64_encode};
 use crate::discovery::{GroupSink, TargetGroup};
 use crate::target::{ADDRESS_LABEL, INSTANCE_LABEL};
 
@@ -147,28 +147,6 @@ pub async fn client(config: &KubernetesSdConfig) -> Result<Client, KubernetesErr
         kube::Config::incluster().map_err(|e| KubernetesError::Config(e.to_string()))?
     };
     Client::try_from(client_config).map_err(KubernetesError::Client)
-}
-
-/// Standard base64 with padding (kubeconfig `*-data` fields).
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// One watched object.
