@@ -39,7 +39,8 @@ use crate::model::{Labels, Matcher, Sample, SeriesRef, TimeRange};
 use crate::storage::{Appendable, Appender, Querier, Queryable, SelectHints, Series, SeriesSet};
 use crate::wal::{Record, RefSample, RefSeries, Wal, WalOptions};
 use index::MemIndex;
-use series::{Appendability, EmptyIterator, MemSeries, appendability};
+pub(crate) use series::{Appendability, appendability};
+use series::{EmptyIterator, MemSeries};
 
 pub use series::{ChunkSeriesIterator, HeadChunk};
 

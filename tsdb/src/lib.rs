@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate knows nothing about HTTP, JSON, tokio or
 //! Kubernetes. Everything here is synchronous.
 
+pub mod agent;
 pub mod block;
 pub mod chunk;
 pub mod clock;

@@ -186,6 +186,11 @@ impl Wal {
         &self.dir
     }
 
+    /// The number of the segment being written.
+    pub fn current_segment(&self) -> u32 {
+        self.writer.lock().segment.index
+    }
+
     /// Buffers series records. They reach the file with the next
     /// [`Wal::log_samples`] or [`Wal::sync`], before any sample that
     /// references them. Buffering cannot fail, so the head can log a series
@@ -251,14 +256,43 @@ impl Wal {
         keep: &dyn Fn(SeriesRef) -> bool,
         min_t: i64,
     ) -> Result<CheckpointStats> {
+        let stats = self.checkpoint_before(u32::MAX, keep, min_t)?;
+        Ok(stats.unwrap_or_default())
+    }
+
+    /// Like [`Wal::checkpoint`], but condenses only the segments numbered
+    /// below `segment` (all of them, the one being written included, when
+    /// `segment` is past it), so that a reader still in `segment` loses
+    /// nothing. `None` when no segment is old enough.
+    ///
+    /// # Errors
+    /// IO errors; the log is left as before the checkpoint then.
+    pub fn checkpoint_before(
+        &self,
+        segment: u32,
+        keep: &dyn Fn(SeriesRef) -> bool,
+        min_t: i64,
+    ) -> Result<Option<CheckpointStats>> {
         let _checkpointing = self.checkpoint_lock.lock();
         let last_segment = {
             let mut writer = self.writer.lock();
             writer.write_pending()?;
-            let last = writer.segment.index;
-            writer.segment.rotate()?;
-            last
+            let current = writer.segment.index;
+            if segment > current {
+                writer.segment.rotate()?;
+                current
+            } else if segment == 0 {
+                return Ok(None);
+            } else {
+                segment - 1
+            }
         };
+        if list_checkpoints(&self.dir)?
+            .last()
+            .is_some_and(|(index, _)| *index >= last_segment)
+        {
+            return Ok(None);
+        }
 
         let previous = list_checkpoints(&self.dir)?.pop();
         let final_dir = self.dir.join(checkpoint_name(last_segment));
@@ -345,7 +379,7 @@ impl Wal {
         if let Some((_, path)) = previous {
             fs::remove_dir_all(&path).map_err(|e| io_error(&path, e))?;
         }
-        Ok(stats)
+        Ok(Some(stats))
     }
 
     /// Bytes the log occupies on disk, checkpoint included.
