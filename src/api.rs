@@ -147,6 +147,28 @@ pub fn router(api: Arc<Api>) -> Router {
         .layer(cors())
 }
 
+/// The routes under `/api/v1` of an agent (`serve --agent`): targets and
+/// status; every other endpoint answers that an agent has no local data,
+/// with Prometheus Agent's error type (`execution`, 422).
+pub fn agent_router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route(
+            "/api/v1/{*rest}",
+            axum::routing::any(unavailable_in_agent_mode),
+        )
+        .with_state(api)
+        .layer(cors())
+}
+
+async fn unavailable_in_agent_mode() -> ApiError {
+    ApiError::Unsupported("unavailable with Sextant Agent".into())
+}
+
 /// CORS as Prometheus answers it with its default `--web.cors.origin=.*`,
 /// so browser tools can call the API directly.
 fn cors() -> CorsLayer {

@@ -79,6 +79,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let options = args.into_options()?;
             runtime()?.block_on(async {
+                if let Some(settings) = options.agent {
+                    let agent = crate::server::agent::AgentServer::start(options, settings).await?;
+                    return agent.run_until(std::future::pending()).await;
+                }
                 let server = crate::server::Server::start(options).await?;
                 server.run_until(std::future::pending()).await
             })

@@ -7,6 +7,7 @@
 //! signal or the given future asks it to stop, then stops the parts in order
 //! (see [`crate::shutdown`]).
 
+pub mod agent;
 mod config;
 pub mod http;
 pub mod recommender;
@@ -54,6 +55,8 @@ pub struct ServeOptions {
     pub max_samples: usize,
     /// Accept samples on `POST /api/v1/write`.
     pub enable_remote_write_receiver: bool,
+    /// `Some`: run as an agent ([`agent::AgentServer`]) with these settings.
+    pub agent: Option<agent::AgentSettings>,
 }
 
 impl ServeOptions {
@@ -69,6 +72,7 @@ impl ServeOptions {
             max_concurrent_queries: crate::backend::DEFAULT_MAX_CONCURRENT_QUERIES,
             max_samples: 50_000_000,
             enable_remote_write_receiver: false,
+            agent: None,
         }
     }
 }
@@ -150,9 +154,15 @@ impl Server {
         register_db_metrics(&registry, &db);
         let maintenance = Maintenance::start(Arc::clone(&db), &registry);
         let remote_write = start_remote_write(&loaded.config, &db, &registry)?;
-        let scraping = Scraping::start(&db, Arc::clone(&clock), &loaded.config, addr, &registry)
-            .await
-            .context("starting scraping")?;
+        let scraping = Scraping::start(
+            Arc::clone(&db) as Arc<dyn tsdb::storage::Appendable>,
+            Arc::clone(&clock),
+            &loaded.config,
+            addr,
+            &registry,
+        )
+        .await
+        .context("starting scraping")?;
 
         let backend = Arc::new(LocalBackend::new(
             Arc::clone(&db) as Arc<dyn tsdb::storage::Queryable>,
@@ -341,11 +351,21 @@ fn start_remote_write(
     let Some(wal) = db.head().wal() else {
         return Ok(None);
     };
+    start_remote_write_queues(config, wal.dir(), registry)
+}
+
+/// The `remote_write` queues following the WAL in `wal_dir`; `None` when
+/// the config has no endpoint.
+fn start_remote_write_queues(
+    config: &crate::config::Config,
+    wal_dir: &std::path::Path,
+    registry: &Registry,
+) -> anyhow::Result<Option<RemoteWrite>> {
     if config.remote_write.is_empty() {
         return Ok(None);
     }
     let remote_write = RemoteWrite::start(
-        wal.dir(),
+        wal_dir,
         &config.remote_write,
         &config.global.external_labels,
         registry,

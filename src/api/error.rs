@@ -65,6 +65,10 @@ pub enum ApiError {
     /// Anything else that is our fault.
     #[error("{0}")]
     Internal(String),
+    /// The server runs in a mode without this endpoint (agent mode has no
+    /// local data); Prometheus answers `execution` (422) then.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ApiError {
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::BadData(_) => ErrorType::BadData,
             ApiError::Storage(_) | ApiError::Internal(_) => ErrorType::Internal,
             ApiError::NotFound(_) => ErrorType::NotFound,
+            ApiError::Unsupported(_) => ErrorType::Execution,
             ApiError::Query(error) => match error.kind() {
                 ErrorKind::BadData => ErrorType::BadData,
                 ErrorKind::Execution => ErrorType::Execution,

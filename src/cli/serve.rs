@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::server::ServeOptions;
+use crate::server::agent::AgentSettings;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -53,6 +54,35 @@ pub struct ServeArgs {
     /// Accept remote write requests on /api/v1/write.
     #[arg(long = "web.enable-remote-write-receiver")]
     pub enable_remote_write_receiver: bool,
+    /// Agent mode: scrape and remote-write only, with a WAL and no local
+    /// querying, rules or recommendations (as Prometheus Agent).
+    #[arg(long = "agent")]
+    pub agent: bool,
+    /// The agent's data directory (default: `storage.path` of the config,
+    /// else ./data-agent).
+    #[arg(long = "storage.agent.path", value_name = "DIR")]
+    pub agent_path: Option<PathBuf>,
+    /// How often the agent truncates its WAL.
+    #[arg(
+        long = "storage.agent.wal-truncate-frequency",
+        value_name = "DURATION",
+        default_value = "2h"
+    )]
+    pub agent_wal_truncate_frequency: String,
+    /// The agent keeps samples at least this long after they were sent.
+    #[arg(
+        long = "storage.agent.retention.min-time",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub agent_min_wal_time: String,
+    /// The agent keeps nothing older, sent or not.
+    #[arg(
+        long = "storage.agent.retention.max-time",
+        value_name = "DURATION",
+        default_value = "4h"
+    )]
+    pub agent_max_wal_time: String,
 }
 
 impl ServeArgs {
@@ -66,7 +96,33 @@ impl ServeArgs {
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("--{flag}"))
         };
+        if self.agent && self.enable_remote_write_receiver {
+            anyhow::bail!("--web.enable-remote-write-receiver is not available in agent mode");
+        }
+        let agent = if self.agent {
+            Some(AgentSettings {
+                wal_truncate_frequency: duration(
+                    "storage.agent.wal-truncate-frequency",
+                    &self.agent_wal_truncate_frequency,
+                )?,
+                min_wal_time: duration(
+                    "storage.agent.retention.min-time",
+                    &self.agent_min_wal_time,
+                )?,
+                max_wal_time: duration(
+                    "storage.agent.retention.max-time",
+                    &self.agent_max_wal_time,
+                )?,
+            })
+        } else {
+            None
+        };
+        let storage_path = match agent {
+            Some(_) => self.agent_path.or(self.storage_path),
+            None => self.storage_path,
+        };
         Ok(ServeOptions {
+            agent,
             retention: self
                 .retention
                 .as_deref()
@@ -75,7 +131,7 @@ impl ServeArgs {
             query_timeout: duration("query.timeout", &self.query_timeout)?,
             lookback_delta: duration("query.lookback-delta", &self.lookback_delta)?,
             config_file: self.config,
-            storage_path: self.storage_path,
+            storage_path,
             listen: self.listen,
             max_concurrent_queries: self.max_concurrent_queries,
             max_samples: self.max_samples,

@@ -50,6 +50,12 @@ impl Lifecycle {
 
 /// Every route of the server, with request counting and timing.
 pub fn router(api: Arc<Api>, lifecycle: Arc<Lifecycle>) -> Router {
+    with_api_routes(api::router(api), lifecycle)
+}
+
+/// `/metrics` and the lifecycle endpoints beside `api_routes`, with
+/// request counting and timing.
+pub fn with_api_routes(api_routes: Router, lifecycle: Arc<Lifecycle>) -> Router {
     let request_metrics = Arc::new(RequestMetrics::register(&lifecycle.registry));
     Router::new()
         .route("/metrics", get(metrics))
@@ -57,7 +63,7 @@ pub fn router(api: Arc<Api>, lifecycle: Arc<Lifecycle>) -> Router {
         .route("/-/ready", get(ready).head(ready))
         .route("/-/reload", post(reload).put(reload))
         .with_state(lifecycle)
-        .merge(api::router(api))
+        .merge(api_routes)
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(request_metrics, measure))
 }

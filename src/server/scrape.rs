@@ -11,7 +11,7 @@ use anyhow::Context;
 use scraper::manager::ScrapeManager;
 use scraper::scrape_loop::ScrapeStats;
 use tsdb::clock::Clock;
-use tsdb::db::Db;
+use tsdb::storage::Appendable;
 
 use crate::api::{ActiveTarget, DroppedTarget, Health, TargetsSnapshot};
 use crate::config::Config;
@@ -23,20 +23,20 @@ pub struct Scraping {
 }
 
 impl Scraping {
-    /// Starts scraping what `config` says into `db`.
+    /// Starts scraping what `config` says into `storage`.
     ///
     /// # Errors
     /// A scrape config that cannot be applied (an unreadable
     /// `scrape_config_files` entry, TLS file, duplicate job names).
     pub async fn start(
-        db: &Arc<Db>,
+        storage: Arc<dyn Appendable>,
         clock: Arc<dyn Clock>,
         config: &Config,
         listen: SocketAddr,
         registry: &Registry,
     ) -> anyhow::Result<Scraping> {
         let manager = Arc::new(ScrapeManager::new(
-            Arc::clone(db) as Arc<dyn tsdb::storage::Appendable>,
+            storage,
             clock,
             offset_seed(config, listen),
         ));
