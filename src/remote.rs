@@ -9,6 +9,7 @@
 //! - The receivers (`POST /api/v1/write`, `POST /api/v1/read`) live in
 //!   `crate::api::remote`.
 
+pub mod fanout;
 pub mod proto;
 pub mod read;
 pub mod write;

@@ -165,7 +165,7 @@ impl Server {
         .context("starting scraping")?;
 
         let backend = Arc::new(LocalBackend::new(
-            Arc::clone(&db) as Arc<dyn tsdb::storage::Queryable>,
+            query_storage(&loaded.config, &db)?,
             EngineOptions {
                 lookback_delta: options.lookback_delta,
                 timeout: options.query_timeout,
@@ -372,6 +372,43 @@ fn start_remote_write_queues(
     )
     .context("starting remote write")?;
     Ok(Some(remote_write))
+}
+
+/// What queries read: the database, merged with the `remote_read`
+/// endpoints when there are any ([`crate::remote::fanout`]).
+fn query_storage(
+    config: &crate::config::Config,
+    db: &Arc<Db>,
+) -> anyhow::Result<Arc<dyn tsdb::storage::Queryable>> {
+    use crate::remote::fanout::{Fanout, RemoteReadSource};
+    use crate::remote::read::RemoteStorage;
+
+    let local = Arc::clone(db) as Arc<dyn tsdb::storage::Queryable>;
+    if config.remote_read.is_empty() {
+        return Ok(local);
+    }
+    let external_labels: Vec<(String, String)> = config
+        .global
+        .external_labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut remotes = Vec::new();
+    for remote in &config.remote_read {
+        let storage = RemoteStorage::from_config(remote)
+            .with_context(|| format!("remote_read {}", remote.url))?;
+        remotes.push(RemoteReadSource::new(
+            remote,
+            Arc::new(storage),
+            &external_labels,
+        ));
+    }
+    let start = Arc::downgrade(db);
+    Ok(Arc::new(Fanout::new(
+        local,
+        Box::new(move || start.upgrade().map_or(i64::MAX, |db| db.start_time())),
+        remotes,
+    )))
 }
 
 /// `GET /federate` over the database.

@@ -206,3 +206,108 @@ async fn queries_over_remote_servers_match_the_local_store() {
     assert_eq!(names.0, vec!["rr_memory_bytes", "rr_requests_total"]);
     assert_eq!(names.1, vec!["api", "db"]);
 }
+
+/// `serve` with a `remote_read` section queries the local store and the
+/// real Prometheus as one: the remote's history before the local data
+/// starts, merged into the same series once the external label is
+/// filtered and removed; another cluster's series stays out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_merges_remote_read_history_with_local_data() {
+    if !installed(PROMETHEUS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus_dir = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prometheus_dir).unwrap();
+    let prometheus = start_prometheus(&prometheus_dir, "global: {}\n", peers::free_port()).await;
+
+    // On a whole ten minutes, so the query's steps meet samples exactly.
+    let now = (peers::now_s() as i64 / 600) * 600_000;
+    let series = |cluster: Option<&str>| {
+        let mut pairs = vec![("__name__", "fan_metric"), ("job", "a")];
+        if let Some(cluster) = cluster {
+            pairs.push(("cluster", cluster));
+        }
+        Labels::from_pairs(&pairs)
+    };
+    let minutes = |from: i64, to: i64, v: f64| -> Vec<Sample> {
+        (from..=to)
+            .map(|m| Sample::new(now + m * 60_000, v))
+            .collect()
+    };
+    // The remote holds 40 to 20 minutes ago; another cluster too.
+    write_to(
+        &prometheus.url,
+        &[
+            (series(Some("c1")), minutes(-40, -20, 1.0)),
+            (series(Some("c2")), minutes(-40, -20, 7.0)),
+        ],
+    )
+    .await;
+    // The local store holds the last ten minutes.
+    let data = dir.path().join("sextant");
+    {
+        let db = tsdb::db::Db::open(&data, tsdb::db::DbOptions::default()).unwrap();
+        let mut appender = db.appender();
+        for sample in minutes(-10, 0, 2.0) {
+            appender.append(None, &series(None), sample).unwrap();
+        }
+        appender.commit().unwrap();
+        db.close().unwrap();
+    }
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{external_labels: {{cluster: c1}}}}\n\
+             remote_read: [{{url: '{}/api/v1/read'}}]\n",
+            prometheus.url
+        ),
+    )
+    .unwrap();
+    let mut options = sextant::server::ServeOptions::new("127.0.0.1:0");
+    options.config_file = Some(config);
+    options.storage_path = Some(data);
+    let server = sextant::server::Server::start(options).await.unwrap();
+    let base = format!("http://{}", server.addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let response: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/query_range"))
+        .query(&[
+            ("query", "fan_metric"),
+            ("start", &((now - 40 * 60_000) / 1000).to_string()),
+            ("end", &(now / 1000).to_string()),
+            ("step", "600"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(response["status"], "success", "{response}");
+    let result = response["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 1, "{response}");
+    assert_eq!(
+        result[0]["metric"],
+        serde_json::json!({"__name__": "fan_metric", "job": "a"})
+    );
+    let points: Vec<(i64, String)> = result[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_i64().unwrap(), p[1].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(i64, String)> = [(-40, "1"), (-30, "1"), (-20, "1"), (-10, "2"), (0, "2")]
+        .iter()
+        .map(|(m, v)| ((now + m * 60_000) / 1000, (*v).to_string()))
+        .collect();
+    assert_eq!(points, expected);
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -213,6 +213,15 @@ impl Db {
         self.blocks.read().clone()
     }
 
+    /// The oldest sample time the database may hold: the first block's
+    /// start, else the head's oldest sample; `i64::MAX` when empty.
+    pub fn start_time(&self) -> i64 {
+        let first_block = self.blocks.read().first().map(|b| b.meta().min_time);
+        first_block
+            .or_else(|| self.head.min_time())
+            .unwrap_or(i64::MAX)
+    }
+
     /// Runs maintenance: cuts blocks from the head while it spans more than
     /// 1.5 block ranges (truncating the head and checkpointing the WAL
     /// after each), compacts blocks, and applies retention.
@@ -460,8 +469,9 @@ impl Querier for DbQuerier<'_> {
 }
 
 /// Merges series sets, each sorted by labels, into one sorted set; a series
-/// in several sets gets a [`MergedSamples`] iterator.
-fn merge_series_sets(sets: Vec<SeriesSet>) -> SeriesSet {
+/// in several sets gets a [`MergedSamples`] iterator (the earlier set's
+/// sample wins where two share a timestamp).
+pub fn merge_series_sets(sets: Vec<SeriesSet>) -> SeriesSet {
     let mut warnings = Vec::new();
     let mut all: Vec<(usize, Series)> = Vec::new();
     for (source, set) in sets.into_iter().enumerate() {
