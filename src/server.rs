@@ -92,7 +92,8 @@ pub struct Server {
     http_stop: oneshot::Sender<()>,
     http_task: JoinHandle<std::io::Result<()>>,
     maintenance: Maintenance,
-    remote_write: Option<RemoteWrite>,
+    /// `None` when the database keeps no WAL to follow.
+    remote_write: Option<tokio::sync::Mutex<RemoteWrite>>,
     /// Installed before the server says it is ready, so that a SIGHUP or
     /// SIGTERM sent on that message is never lost to the default action.
     signals: Signals,
@@ -153,7 +154,8 @@ impl Server {
         registry.register(metrics::process::collect);
         register_db_metrics(&registry, &db);
         let maintenance = Maintenance::start(Arc::clone(&db), &registry);
-        let remote_write = start_remote_write(&loaded.config, &db, &registry)?;
+        let remote_write =
+            start_remote_write(&loaded.config, &db, &registry)?.map(tokio::sync::Mutex::new);
         let scraping = Scraping::start(
             Arc::clone(&db) as Arc<dyn tsdb::storage::Appendable>,
             Arc::clone(&clock),
@@ -292,7 +294,7 @@ impl Server {
             });
         if let Some(remote_write) = remote_write {
             shutdown = shutdown.then("remote write", move || async move {
-                remote_write.stop().await;
+                remote_write.into_inner().stop().await;
                 Ok(())
             });
         }
@@ -315,6 +317,18 @@ impl Server {
         let outcome = async {
             let loaded = self.config_source.load().map_err(|e| format!("{e:#}"))?;
             self.rules.reload(&loaded.config)?;
+            if let Some(remote_write) = &self.remote_write {
+                remote_write
+                    .lock()
+                    .await
+                    .apply(
+                        &loaded.config.remote_write,
+                        &loaded.config.global.external_labels,
+                        &self.lifecycle.registry,
+                    )
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+            }
             self.scraping
                 .apply(&loaded.config)
                 .await
@@ -342,7 +356,7 @@ impl Server {
 }
 
 /// The `remote_write` queues, following the database's WAL; `None` when
-/// the config has no endpoint or the database keeps no WAL.
+/// the database keeps no WAL.
 fn start_remote_write(
     config: &crate::config::Config,
     db: &Db,
@@ -351,19 +365,16 @@ fn start_remote_write(
     let Some(wal) = db.head().wal() else {
         return Ok(None);
     };
-    start_remote_write_queues(config, wal.dir(), registry)
+    start_remote_write_queues(config, wal.dir(), registry).map(Some)
 }
 
-/// The `remote_write` queues following the WAL in `wal_dir`; `None` when
-/// the config has no endpoint.
+/// The `remote_write` queues following the WAL in `wal_dir` (none yet
+/// when the config has no endpoint; a reload may add them).
 fn start_remote_write_queues(
     config: &crate::config::Config,
     wal_dir: &std::path::Path,
     registry: &Registry,
-) -> anyhow::Result<Option<RemoteWrite>> {
-    if config.remote_write.is_empty() {
-        return Ok(None);
-    }
+) -> anyhow::Result<RemoteWrite> {
     let remote_write = RemoteWrite::start(
         wal_dir,
         &config.remote_write,
@@ -371,7 +382,7 @@ fn start_remote_write_queues(
         registry,
     )
     .context("starting remote write")?;
-    Ok(Some(remote_write))
+    Ok(remote_write)
 }
 
 /// What queries read: the database, merged with the `remote_read`

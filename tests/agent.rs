@@ -193,3 +193,80 @@ async fn the_agent_refuses_what_it_cannot_do() {
         "field rule_files is not allowed in agent mode"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_remote_write_endpoints() {
+    if !installed(VICTORIA_METRICS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let vm = start_victoria_metrics(&dir.path().join("vm"), peers::free_port()).await;
+    let (exporter, _) = start_exporter().await;
+    let config = write_config(dir.path(), &exporter, "");
+    let mut options = ServeOptions::new("127.0.0.1:0");
+    options.config_file = Some(config);
+    options.storage_path = Some(dir.path().join("agent"));
+    let agent = AgentServer::start(options, AgentSettings::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}", agent.addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(agent.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let reload = async || {
+        let response = client
+            .post(format!("{base}/-/reload"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    };
+    let queue_metric = async || {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics.contains(&format!("url=\"{}/api/v1/write\"", vm.url))
+    };
+    assert!(!queue_metric().await);
+
+    write_config(
+        dir.path(),
+        &exporter,
+        &format!(
+            "remote_write:\n\
+             - url: {}/api/v1/write\n  \
+             queue_config: {{max_samples_per_send: 100, batch_send_deadline: 100ms, min_backoff: 10ms}}\n",
+            vm.url
+        ),
+    );
+    reload().await;
+    assert!(queue_metric().await);
+    let selector = "agent_test_scrapes_total{job=\"exporter\"}";
+    let samples = wait_for(
+        "samples after the reload",
+        Duration::from_secs(60),
+        async || {
+            let samples = exported(&vm.url, selector).await;
+            (samples.len() >= 3).then_some(samples)
+        },
+    )
+    .await;
+    // From the reload on, every scrape: consecutive counter values.
+    for pair in samples.windows(2) {
+        assert_eq!(pair[1].1, pair[0].1 + 1.0, "{samples:?}");
+    }
+
+    write_config(dir.path(), &exporter, "");
+    reload().await;
+    assert!(!queue_metric().await, "the removed queue is gone");
+
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

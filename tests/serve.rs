@@ -153,6 +153,10 @@ fn the_binary_reloads_on_sighup_and_stops_on_sigterm() {
         rules.contains("rules"),
         "rules stop before storage: {rules}"
     );
+    // The remote write queues (none configured; a reload may add some)
+    // drain after rules and before storage closes.
+    let remote_write = next_line_with("Stopping.", &mut log);
+    assert!(remote_write.contains("remote write"), "{remote_write}");
     let storage = next_line_with("Stopping.", &mut log);
     assert!(storage.contains("storage"), "{storage}");
     let status = child.wait().unwrap();

@@ -723,11 +723,23 @@ fn desired_shards(rates: &ShardRates, settings: &QueueSettings) -> usize {
     (shards as usize).clamp(settings.min_shards, settings.max_shards)
 }
 
+/// One running queue: its watcher thread and what it was started from.
+struct Queue {
+    config: RemoteWriteConfig,
+    external_labels: BTreeMap<String, String>,
+    url: String,
+    stats: Arc<QueueStats>,
+    stop: watch::Sender<bool>,
+    watcher: std::thread::JoinHandle<()>,
+}
+
 /// The running queues of every `remote_write` endpoint.
 pub struct RemoteWrite {
-    stop: watch::Sender<bool>,
-    watchers: Vec<std::thread::JoinHandle<()>>,
-    queues: Vec<(String, Arc<QueueStats>)>,
+    wal_dir: PathBuf,
+    runtime: tokio::runtime::Handle,
+    queues: Vec<Queue>,
+    /// URL and figures of each queue, in config order.
+    view: Vec<(String, Arc<QueueStats>)>,
 }
 
 impl RemoteWrite {
@@ -742,71 +754,158 @@ impl RemoteWrite {
         external_labels: &BTreeMap<String, String>,
         registry: &Registry,
     ) -> Result<RemoteWrite, StartError> {
-        let runtime = tokio::runtime::Handle::current();
-        let (stop, stopped) = watch::channel(false);
-        let mut watchers = Vec::new();
-        let mut queues = Vec::new();
-        for config in configs {
-            let endpoint = Arc::new(Endpoint::from_config(config)?);
-            let stats = Arc::new(QueueStats::new());
-            register_metrics(registry, &endpoint, &stats);
-            queues.push((endpoint.url.clone(), Arc::clone(&stats)));
-            let watcher = Watcher {
-                wal_dir: wal_dir.to_path_buf(),
-                endpoint: Arc::clone(&endpoint),
-                stats,
-                external_labels: external_labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                relabel: config.write_relabel_configs.clone(),
-                series: HashMap::new(),
-                segment: 0,
-                offset: 0,
-            };
-            let stopped = stopped.clone();
-            let runtime = runtime.clone();
-            watchers.push(
-                std::thread::Builder::new()
-                    .name(format!("remote-write-{}", endpoint.name))
-                    .spawn(move || watcher.run(stopped, runtime))?,
-            );
-        }
-        Ok(RemoteWrite {
-            stop,
-            watchers,
-            queues,
-        })
+        let mut remote_write = RemoteWrite {
+            wal_dir: wal_dir.to_path_buf(),
+            runtime: tokio::runtime::Handle::current(),
+            queues: Vec::new(),
+            view: Vec::new(),
+        };
+        remote_write.replace(configs, external_labels, registry)?;
+        Ok(remote_write)
     }
 
     /// Each queue's URL and figures, in config order.
     pub fn queues(&self) -> &[(String, Arc<QueueStats>)] {
-        &self.queues
+        &self.view
+    }
+
+    /// Applies a reloaded configuration: queues whose endpoint config and
+    /// external labels are unchanged keep running (and their position in
+    /// the WAL); new and changed ones start reading at the newest segment,
+    /// as at start-up; removed and replaced ones send what they hold, as
+    /// on shutdown, and stop. Nothing changes when an endpoint cannot be
+    /// built.
+    ///
+    /// # Errors
+    /// As [`RemoteWrite::start`].
+    pub async fn apply(
+        &mut self,
+        configs: &[RemoteWriteConfig],
+        external_labels: &BTreeMap<String, String>,
+        registry: &Registry,
+    ) -> Result<(), StartError> {
+        let removed = self.replace(configs, external_labels, registry)?;
+        drain_and_stop(removed).await;
+        Ok(())
     }
 
     /// Lets the shards send what they hold for up to their flush deadline,
     /// then stops everything.
     pub async fn stop(self) {
-        let RemoteWrite {
-            stop,
-            watchers,
-            queues,
-        } = self;
-        let started = Instant::now();
-        // Give the queues time to drain what they already read.
-        while started.elapsed() < FLUSH_DEADLINE
-            && queues.iter().any(|(_, stats)| stats.pending() > 0)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = stop.send(true);
-        let _ = tokio::task::spawn_blocking(move || {
-            for watcher in watchers {
-                let _ = watcher.join();
-            }
-        })
-        .await;
+        drain_and_stop(self.queues).await;
     }
+
+    /// Installs the queues `configs` ask for, reusing unchanged ones;
+    /// returns the ones no longer wanted, still running.
+    fn replace(
+        &mut self,
+        configs: &[RemoteWriteConfig],
+        external_labels: &BTreeMap<String, String>,
+        registry: &Registry,
+    ) -> Result<Vec<Queue>, StartError> {
+        // Every new endpoint is built before anything changes.
+        let mut endpoints = Vec::with_capacity(configs.len());
+        for config in configs {
+            let running = self
+                .queues
+                .iter()
+                .any(|q| &q.config == config && &q.external_labels == external_labels);
+            endpoints.push(if running {
+                None
+            } else {
+                Some(Endpoint::from_config(config)?)
+            });
+        }
+        let mut old = std::mem::take(&mut self.queues);
+        for (config, endpoint) in configs.iter().zip(endpoints) {
+            let queue = match endpoint {
+                None => {
+                    let i = old
+                        .iter()
+                        .position(|q| &q.config == config && &q.external_labels == external_labels);
+                    match i {
+                        Some(i) => old.swap_remove(i),
+                        // The same config twice: the second starts afresh.
+                        None => self.start_queue(
+                            config,
+                            Endpoint::from_config(config)?,
+                            external_labels,
+                            registry,
+                        )?,
+                    }
+                }
+                Some(endpoint) => self.start_queue(config, endpoint, external_labels, registry)?,
+            };
+            self.queues.push(queue);
+        }
+        self.view = self
+            .queues
+            .iter()
+            .map(|q| (q.url.clone(), Arc::clone(&q.stats)))
+            .collect();
+        Ok(old)
+    }
+
+    fn start_queue(
+        &self,
+        config: &RemoteWriteConfig,
+        endpoint: Endpoint,
+        external_labels: &BTreeMap<String, String>,
+        registry: &Registry,
+    ) -> Result<Queue, StartError> {
+        let endpoint = Arc::new(endpoint);
+        let stats = Arc::new(QueueStats::new());
+        register_metrics(registry, &endpoint, &stats);
+        let (stop, stopped) = watch::channel(false);
+        let watcher = Watcher {
+            wal_dir: self.wal_dir.clone(),
+            endpoint: Arc::clone(&endpoint),
+            stats: Arc::clone(&stats),
+            external_labels: external_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            relabel: config.write_relabel_configs.clone(),
+            series: HashMap::new(),
+            segment: 0,
+            offset: 0,
+        };
+        let runtime = self.runtime.clone();
+        let watcher = std::thread::Builder::new()
+            .name(format!("remote-write-{}", endpoint.name))
+            .spawn(move || watcher.run(stopped, runtime))?;
+        Ok(Queue {
+            config: config.clone(),
+            external_labels: external_labels.clone(),
+            url: endpoint.url.clone(),
+            stats,
+            stop,
+            watcher,
+        })
+    }
+}
+
+/// Gives the queues up to [`FLUSH_DEADLINE`] to send what they already
+/// read, then stops their watchers and shards.
+async fn drain_and_stop(queues: Vec<Queue>) {
+    if queues.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    while started.elapsed() < FLUSH_DEADLINE && queues.iter().any(|q| q.stats.pending() > 0) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut watchers = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let _ = queue.stop.send(true);
+        watchers.push(queue.watcher);
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for watcher in watchers {
+            let _ = watcher.join();
+        }
+    })
+    .await;
 }
 
 fn register_metrics(registry: &Registry, endpoint: &Endpoint, stats: &Arc<QueueStats>) {
@@ -909,6 +1008,57 @@ fn register_metrics(registry: &Registry, endpoint: &Endpoint, stats: &Arc<QueueS
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn endpoint(url: &str) -> RemoteWriteConfig {
+        serde_yaml::from_str(&format!("url: {url}")).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reloads_keep_unchanged_queues_and_replace_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let labels = BTreeMap::new();
+        let (a, b) = (
+            endpoint("http://127.0.0.1:1/a"),
+            endpoint("http://127.0.0.1:1/b"),
+        );
+        let mut remote =
+            RemoteWrite::start(dir.path(), std::slice::from_ref(&a), &labels, &registry).unwrap();
+        let a_stats = Arc::clone(&remote.queues()[0].1);
+
+        remote
+            .apply(&[b.clone(), a.clone()], &labels, &registry)
+            .await
+            .unwrap();
+        let urls: Vec<&str> = remote.queues().iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(urls, ["http://127.0.0.1:1/b", "http://127.0.0.1:1/a"]);
+        assert!(
+            Arc::ptr_eq(&remote.queues()[1].1, &a_stats),
+            "a keeps running"
+        );
+
+        // New external labels change every queue.
+        let labels = BTreeMap::from([("cluster".to_string(), "c1".to_string())]);
+        remote
+            .apply(std::slice::from_ref(&a), &labels, &registry)
+            .await
+            .unwrap();
+        assert_eq!(remote.queues().len(), 1);
+        assert!(!Arc::ptr_eq(&remote.queues()[0].1, &a_stats));
+
+        // A bad endpoint changes nothing.
+        let bad: RemoteWriteConfig = serde_yaml::from_str(
+            "url: http://127.0.0.1:1/c\ntls_config: {ca_file: /nonexistent/ca.pem}",
+        )
+        .unwrap();
+        let kept = Arc::clone(&remote.queues()[0].1);
+        assert!(remote.apply(&[bad], &labels, &registry).await.is_err());
+        assert!(Arc::ptr_eq(&remote.queues()[0].1, &kept));
+
+        remote.apply(&[], &labels, &registry).await.unwrap();
+        assert!(remote.queues().is_empty());
+        remote.stop().await;
+    }
 
     #[test]
     fn classifies_responses_as_prometheus_does() {

@@ -98,7 +98,7 @@ pub struct AgentServer {
     http_stop: oneshot::Sender<()>,
     http_task: JoinHandle<std::io::Result<()>>,
     truncation: Truncation,
-    remote_write: Option<RemoteWrite>,
+    remote_write: Arc<tokio::sync::Mutex<RemoteWrite>>,
     signals: Signals,
     scraping: Scraping,
 }
@@ -145,14 +145,14 @@ impl AgentServer {
         let registry = Arc::new(Registry::new());
         registry.register(metrics::process::collect);
         register_agent_metrics(&registry, &db);
-        let remote_write = start_remote_write_queues(&loaded.config, db.wal().dir(), &registry)?;
-        let queues: Vec<Arc<QueueStats>> = remote_write
-            .as_ref()
-            .map(|rw| rw.queues().iter().map(|(_, s)| Arc::clone(s)).collect())
-            .unwrap_or_default();
+        let remote_write = Arc::new(tokio::sync::Mutex::new(start_remote_write_queues(
+            &loaded.config,
+            db.wal().dir(),
+            &registry,
+        )?));
         let truncation = Truncation::start(
             Arc::clone(&db),
-            queues,
+            Arc::clone(&remote_write),
             Arc::clone(&clock),
             settings,
             &registry,
@@ -277,7 +277,7 @@ impl AgentServer {
             scraping,
             ..
         } = self;
-        let mut shutdown = Shutdown::new()
+        Shutdown::new()
             .then("scrape", move || async move {
                 scraping.stop().await;
                 Ok(())
@@ -286,28 +286,38 @@ impl AgentServer {
                 let _ = http_stop.send(());
                 http_task.await??;
                 Ok(())
-            });
-        if let Some(remote_write) = remote_write {
-            shutdown = shutdown.then("remote write", move || async move {
-                remote_write.stop().await;
-                Ok(())
-            });
-        }
-        shutdown
-            .then("storage", move || async move {
-                truncation.stop().await;
-                close(db).await
             })
+            .then("remote write", move || async move {
+                // The truncation task shares the queues: it stops first.
+                truncation.stop().await;
+                match Arc::try_unwrap(remote_write) {
+                    Ok(remote_write) => remote_write.into_inner().stop().await,
+                    Err(_) => tracing::warn!("Remote write queues still shared; not drained."),
+                }
+                Ok(())
+            })
+            .then("storage", move || async move { close(db).await })
             .run()
             .await
     }
 
-    /// Applies a re-read configuration's scrape configs; a bad one (or one
-    /// an agent refuses) is rejected and the running one stays.
+    /// Applies a re-read configuration's remote write and scrape configs; a
+    /// bad one (or one an agent refuses) is rejected and the running one
+    /// stays.
     async fn reload(&self) -> Result<(), String> {
         let outcome = async {
             let loaded = self.config_source.load().map_err(|e| format!("{e:#}"))?;
             check_agent_config(&loaded.config).map_err(|e| format!("{e:#}"))?;
+            self.remote_write
+                .lock()
+                .await
+                .apply(
+                    &loaded.config.remote_write,
+                    &loaded.config.global.external_labels,
+                    &self.lifecycle.registry,
+                )
+                .await
+                .map_err(|e| format!("{e:#}"))?;
             self.scraping
                 .apply(&loaded.config)
                 .await
@@ -432,7 +442,7 @@ struct Truncation {
 impl Truncation {
     fn start(
         db: Arc<AgentDb>,
-        queues: Vec<Arc<QueueStats>>,
+        remote_write: Arc<tokio::sync::Mutex<RemoteWrite>>,
         clock: Arc<dyn Clock>,
         settings: AgentSettings,
         registry: &Registry,
@@ -460,6 +470,13 @@ impl Truncation {
                     _ = interval.tick() => {}
                 }
                 let db = Arc::clone(&db);
+                let queues: Vec<Arc<QueueStats>> = remote_write
+                    .lock()
+                    .await
+                    .queues()
+                    .iter()
+                    .map(|(_, stats)| Arc::clone(stats))
+                    .collect();
                 let point = truncation_point(
                     clock.now_ms(),
                     &settings,
