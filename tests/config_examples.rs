@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use scraper::config::{KubernetesRole, Scheme};
+use serde::Deserialize;
 use sextant::config::Config;
 
 fn fixture(name: &str) -> PathBuf {
@@ -154,5 +155,148 @@ fn check_config_accepts_the_examples_and_reports_errors_with_positions() {
     assert!(
         out.contains("1 of 2 config files failed the check"),
         "{out}"
+    );
+}
+
+fn example(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/examples")
+        .join(path)
+}
+
+/// The sharded agents' config: every replica's rendering loads, an agent
+/// accepts it, and the hashmod relabeling gives each target to exactly one
+/// replica.
+#[test]
+fn sharded_agent_example_gives_every_target_to_one_replica() {
+    let template = std::fs::read_to_string(example("agent-sharded/agent.yml")).unwrap();
+    let replicas = 3;
+    let configs: Vec<Config> = (0..replicas)
+        .map(|shard| {
+            let text = template.replace("SHARD_INDEX", &shard.to_string());
+            let config = Config::from_yaml(&text, "agent.yml").unwrap();
+            sextant::server::agent::check_agent_config(&config).unwrap();
+            assert_eq!(config.remote_write.len(), 1);
+            config
+        })
+        .collect();
+    for job in ["node", "pods"] {
+        let mut per_replica = vec![0; replicas];
+        for i in 0..300 {
+            let target = tsdb::model::Labels::from_pairs(&[
+                (
+                    "__address__",
+                    format!("10.0.{}.{}:10250", i / 250, i % 250).as_str(),
+                ),
+                (
+                    "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+                    "true",
+                ),
+                (
+                    "__meta_kubernetes_pod_annotation_prometheus_io_port",
+                    "8080",
+                ),
+            ]);
+            let kept: Vec<usize> = configs
+                .iter()
+                .enumerate()
+                .filter(|(_, config)| {
+                    let scrape = config
+                        .scrape_configs
+                        .iter()
+                        .find(|s| s.job_name == job)
+                        .unwrap();
+                    scraper::relabel::process(&target, &scrape.relabel_configs).is_some()
+                })
+                .map(|(shard, _)| shard)
+                .collect();
+            assert_eq!(kept.len(), 1, "{job} target {i} kept by {kept:?}");
+            per_replica[kept[0]] += 1;
+        }
+        assert!(
+            per_replica.iter().all(|n| *n > 50),
+            "{job}: {per_replica:?}"
+        );
+    }
+}
+
+#[test]
+fn recommend_from_victoria_metrics_example_loads() {
+    let config = Config::load_file(&example("recommend-from-victoriametrics.yml")).unwrap();
+    assert_eq!(config.remote_read.len(), 1);
+    assert!(config.remote_read[0].read_recent);
+    assert!(config.scrape_configs.is_empty());
+    assert_eq!(config.autoscaler.workloads.len(), 1);
+}
+
+/// `kubectl kustomize` renders the sharded agents; every object parses into
+/// its Kubernetes type, the ConfigMap carries `agent.yml` unchanged, and the
+/// StatefulSet runs as many replicas as the config's hashmod modulus.
+#[test]
+fn sharded_agent_manifests_render_with_kubectl() {
+    const KUBECTL: &str = "/usr/bin/kubectl";
+    if !Path::new(KUBECTL).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "required peer missing under CI: {KUBECTL}"
+        );
+        eprintln!("skipping: {KUBECTL} not installed");
+        return;
+    }
+    let output = Command::new(KUBECTL)
+        .arg("kustomize")
+        .arg(example("agent-sharded"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let rendered = String::from_utf8(output.stdout).unwrap();
+    let mut kinds = Vec::new();
+    let template = std::fs::read_to_string(example("agent-sharded/agent.yml")).unwrap();
+    for document in serde_yaml::Deserializer::from_str(&rendered) {
+        let value = serde_yaml::Value::deserialize(document).unwrap();
+        let kind = value["kind"].as_str().unwrap().to_string();
+        match kind.as_str() {
+            "ConfigMap" => {
+                let map: k8s_openapi::api::core::v1::ConfigMap =
+                    serde_yaml::from_value(value).unwrap();
+                assert_eq!(map.data.unwrap()["agent.yml"], template);
+            }
+            "StatefulSet" => {
+                let set: k8s_openapi::api::apps::v1::StatefulSet =
+                    serde_yaml::from_value(value).unwrap();
+                let spec = set.spec.unwrap();
+                assert_eq!(spec.replicas, Some(3));
+                assert!(template.matches("modulus: 3").count() == 2);
+                let pod = spec.template.spec.unwrap();
+                assert_eq!(pod.service_account_name.as_deref(), Some("sextant-agent"));
+                let args = pod.containers[0].args.clone().unwrap();
+                assert!(args.contains(&"--agent".to_string()), "{args:?}");
+            }
+            "ServiceAccount" => {
+                let _: k8s_openapi::api::core::v1::ServiceAccount =
+                    serde_yaml::from_value(value).unwrap();
+            }
+            "ClusterRole" => {
+                let _: k8s_openapi::api::rbac::v1::ClusterRole =
+                    serde_yaml::from_value(value).unwrap();
+            }
+            "ClusterRoleBinding" => {
+                let _: k8s_openapi::api::rbac::v1::ClusterRoleBinding =
+                    serde_yaml::from_value(value).unwrap();
+            }
+            other => panic!("unexpected kind {other}"),
+        }
+        kinds.push(kind);
+    }
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "ServiceAccount",
+            "StatefulSet"
+        ]
     );
 }
