@@ -13,6 +13,7 @@ pub mod json;
 pub mod params;
 pub mod position;
 mod query;
+pub mod recommendation_chart;
 pub mod recommendations;
 pub mod remote;
 mod render;
@@ -94,6 +95,26 @@ impl Api {
         self
     }
 
+    /// Every scrape pool's targets now (for the web UI).
+    pub fn targets_snapshot(&self) -> TargetsSnapshot {
+        (self.sources.targets)()
+    }
+
+    /// The head's figures now (for the web UI).
+    pub fn head_status(&self) -> HeadStatus {
+        (self.sources.head_status)()
+    }
+
+    /// The rule groups' latest status (for the web UI).
+    pub fn rule_groups(&self) -> Vec<Arc<crate::rules::group::GroupStatus>> {
+        (self.rules)()
+    }
+
+    /// The recommender's latest report, if any (for the web UI).
+    pub fn latest_recommendations(&self) -> Option<Arc<autoscaler::recommender::Report>> {
+        self.recommendations.read().clone()
+    }
+
     fn storage(&self) -> Arc<dyn Queryable> {
         Arc::clone(self.backend.storage())
     }
@@ -141,6 +162,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/api/v1/recommendations",
             get(recommendations::recommendations),
+        )
+        .route(
+            "/api/v1/recommendations/chart",
+            get(recommendation_chart::chart),
         )
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .with_state(api)

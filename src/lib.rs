@@ -13,3 +13,4 @@ pub mod remote_backend;
 pub mod rules;
 pub mod server;
 pub mod shutdown;
+pub mod ui;

@@ -1,6 +1,6 @@
 //! The HTTP surface: the API v1 routes, `/metrics`, the lifecycle endpoints
-//! (`/-/healthy`, `/-/ready`, `/-/reload`) and the request metrics around
-//! all of them.
+//! (`/-/healthy`, `/-/ready`, `/-/reload`), the web UI ([`crate::ui`]) and the
+//! request metrics around all of them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,7 +50,8 @@ impl Lifecycle {
 
 /// Every route of the server, with request counting and timing.
 pub fn router(api: Arc<Api>, lifecycle: Arc<Lifecycle>) -> Router {
-    with_api_routes(api::router(api), lifecycle)
+    let routes = crate::ui::router(Arc::clone(&api)).merge(api::router(api));
+    with_api_routes(routes, lifecycle)
 }
 
 /// `/metrics` and the lifecycle endpoints beside `api_routes`, with
