@@ -115,9 +115,16 @@ pub struct Facts {
 fn table(out: &mut String, id: &str, headers: [&str; 2], rows: &[(&str, String)]) {
     let _ = write!(
         out,
-        "<div class=\"table-wrap\"><table id=\"{id}\" class=\"kv\"><thead><tr><th>{}</th><th>{}</th></tr></thead><tbody>",
-        headers[0], headers[1]
+        "<div class=\"table-wrap\"><table id=\"{id}\" class=\"kv\">"
     );
+    if headers.iter().any(|h| !h.is_empty()) {
+        let _ = write!(
+            out,
+            "<thead><tr><th>{}</th><th>{}</th></tr></thead>",
+            headers[0], headers[1]
+        );
+    }
+    out.push_str("<tbody>");
     for (name, value) in rows {
         let _ = write!(out, "<tr><td>{}</td><td>{}</td></tr>", Esc(name), value);
     }
