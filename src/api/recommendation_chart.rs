@@ -65,6 +65,8 @@ fn busiest(value: &tsdb::promql::Value, container: &str) -> Vec<(i64, f64)> {
 
 /// One container's usage and request over `range` from `backend`, with the
 /// bounds of `recommendation` (the ones in force now) as constant lines.
+/// With `trim_start`, the range starts at the first usage or request point
+/// (a recommender's history window is often longer than the data).
 ///
 /// # Errors
 /// When a query fails.
@@ -75,23 +77,44 @@ pub async fn vpa_history<B: QueryBackend>(
     resource: Resource,
     recommendation: Option<&ResourceRecommendation>,
     range: TimeRange,
+    trim_start: bool,
 ) -> Result<VpaHistory, tsdb::promql::Error> {
-    let step_ms = chart::default_step_ms(range).max(1);
-    let step = Duration::from_millis(step_ms.unsigned_abs());
-    let usage_query = match resource {
-        // The rate window covers the step (at least a minute, so that a rate
-        // has two samples at common scrape intervals).
-        Resource::Cpu => queries::cpu_usage(workload, step.max(Duration::from_secs(60))),
-        Resource::Memory => queries::memory_working_set(workload),
+    let fetch = |range: TimeRange| async move {
+        let step_ms = chart::default_step_ms(range).max(1);
+        let step = Duration::from_millis(step_ms.unsigned_abs());
+        let usage_query = match resource {
+            // The rate window covers the step (at least a minute, so that a
+            // rate has two samples at common scrape intervals).
+            Resource::Cpu => queries::cpu_usage(workload, step.max(Duration::from_secs(60))),
+            Resource::Memory => queries::memory_working_set(workload),
+        };
+        let usage = backend.range(&usage_query, range, step).await?;
+        let requests = backend
+            .range(
+                &queries::requests(workload, resource_name(resource)),
+                range,
+                step,
+            )
+            .await?;
+        Ok::<_, tsdb::promql::Error>((
+            step_ms,
+            busiest(&usage.value, container),
+            busiest(&requests.value, container),
+        ))
     };
-    let usage = backend.range(&usage_query, range, step).await?;
-    let requests = backend
-        .range(
-            &queries::requests(workload, resource_name(resource)),
-            range,
-            step,
-        )
-        .await?;
+    let mut range = range;
+    let (mut step_ms, mut usage, mut request) = fetch(range).await?;
+    let first = usage
+        .first()
+        .into_iter()
+        .chain(request.first())
+        .map(|p| p.0)
+        .min();
+    if let Some(first) = first.filter(|&f| trim_start && f > range.start.saturating_add(step_ms)) {
+        // A step before the first point: the data starts within it.
+        range = TimeRange::new(first.saturating_sub(step_ms).max(range.start), range.end);
+        (step_ms, usage, request) = fetch(range).await?;
+    }
     let line = |f: fn(&ResourceRecommendation) -> f64| {
         recommendation.map_or_else(Vec::new, |r| constant(range, f(r)))
     };
@@ -100,19 +123,27 @@ pub async fn vpa_history<B: QueryBackend>(
         resource,
         range,
         step_ms: Some(step_ms),
-        usage: busiest(&usage.value, container),
+        usage,
         lower_bound: line(|r| r.lower_bound),
         target: line(|r| r.target),
         upper_bound: line(|r| r.upper_bound),
-        request: busiest(&requests.value, container),
+        request,
     })
 }
 
 /// The chart shape of an HPA backtest: replicas (actual and backtested, with
 /// the spec's bounds) and the largest metric's usage over its target, with
 /// the backtested replicas and with the replicas that ran.
+///
+/// The range starts at the first sync with data (actual replicas or a
+/// metric), so that history without the workload is left out.
 pub fn hpa_chart_input(result: &backtest::HpaBacktest) -> HpaBacktest {
-    let range = TimeRange::new(result.from_ms, result.to_ms);
+    let first = result
+        .timeline
+        .iter()
+        .find(|s| s.actual_replicas.is_some() || s.usage_ratio.is_some())
+        .map_or(result.from_ms, |s| s.t_ms);
+    let range = TimeRange::new(first.clamp(result.from_ms, result.to_ms), result.to_ms);
     let percent = |ratio: Option<f64>| ratio.map(|r| r * 100.0);
     let points = |f: &dyn Fn(&backtest::HpaStep) -> Option<f64>| -> Vec<(i64, f64)> {
         result
@@ -346,6 +377,7 @@ pub async fn chart(State(api): State<Arc<Api>>, params: Params) -> Result<Respon
                 *resource,
                 recommendation,
                 range,
+                request.start.is_none(),
             )
             .await?;
             vec![vpa_chart(&history)]

@@ -63,12 +63,23 @@ fn explanation(label: &str, e: &Explanation) -> String {
     out
 }
 
-/// A resource amount as its Kubernetes quantity when the report has one.
+/// A resource amount as its Kubernetes quantity when the report has one;
+/// bytes also in IEC units, which people read faster.
 fn amount(r: &ResourceRecommendation, key: &str, value: Option<f64>) -> String {
-    match (r.quantities.get(key), value) {
+    let text = match (r.quantities.get(key), value) {
         (Some(q), _) => Esc(q).to_string(),
         (None, Some(v)) => format!("{v}"),
-        (None, None) => "–".to_string(),
+        (None, None) => return "–".to_string(),
+    };
+    match value {
+        Some(v) if r.unit == "byte" && v >= 1024.0 => format!(
+            "{text} <span class=\"muted\">({})</span>",
+            Esc(&dashboards::chart::format_value(
+                v,
+                dashboards::chart::Unit::Bytes
+            ))
+        ),
+        _ => text,
     }
 }
 
@@ -202,7 +213,8 @@ fn workload(out: &mut String, w: &WorkloadRecommendation, now_ms: i64) {
                     ("upper_bound", "upper bound"),
                 ] {
                     if let Some(e) = r.explanations.get(key) {
-                        let summary = format!("Why the {label} is {}", amount(r, key, None));
+                        let quantity = r.quantities.get(key).map_or("–", String::as_str);
+                        let summary = format!("Why the {label} is {quantity}");
                         out.push_str(&explanation(&summary, e));
                     }
                 }
