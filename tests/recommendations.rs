@@ -267,6 +267,7 @@ async fn recommend_and_backtest_commands_over_a_data_directory() {
         spec: None,
         source: source(&data, &config),
         output,
+        chart: None,
     };
     let hpa = sextant::cli::backtest::run(BacktestKind::Hpa(backtest(BacktestOutput::Json)))
         .await

@@ -20,6 +20,10 @@
 //!   resolves them (`label_values` through `/api/v1/series`), runs without
 //!   error through `/api/v1/query_range`, and the panels return data.
 //!
+//! - `backtest_writes_charts`: `sextant backtest hpa|vpa --chart FILE` against
+//!   the running server writes the PNG and SVG charts (kept beside the
+//!   screenshots).
+//!
 //! Without `chromium` or `prometheus-node-exporter` the tests skip with a
 //! notice, and fail under `CI=true`.
 
@@ -235,6 +239,7 @@ groups:
 /// A server with its data directory and the node exporter it scrapes.
 struct Stack {
     base: String,
+    config: PathBuf,
     node_address: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -285,7 +290,7 @@ autoscaler:
         .unwrap();
         let mut options = ServeOptions::new(&listen);
         options.storage_path = Some(data);
-        options.config_file = Some(config);
+        options.config_file = Some(config.clone());
         let server = Server::start(options).await.unwrap();
         let base = format!("http://{}", server.addr());
         let (stop, stopped) = oneshot::channel::<()>();
@@ -294,6 +299,7 @@ autoscaler:
         }));
         let stack = Stack {
             base,
+            config: config.clone(),
             node_address,
             stop,
             task,
@@ -745,5 +751,51 @@ async fn grafana_dashboards_run_against_scraped_data() {
         })
         .collect();
     assert!(unexpected.is_empty(), "panels without data: {unexpected:?}");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backtest_writes_charts() {
+    use sextant::cli::backtest::{BacktestArgs, BacktestKind, BacktestOutput, run};
+    use sextant::cli::recommend::DataSource;
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let dir = artifacts();
+    let args = |chart: &str| BacktestArgs {
+        workload: "shop/Deployment/web".into(),
+        from: "2h".into(),
+        to: None,
+        spec: None,
+        source: DataSource {
+            config: Some(stack.config.clone()),
+            prometheus: Some(stack.base.clone()),
+            data_dir: None,
+        },
+        output: BacktestOutput::Table,
+        chart: Some(dir.join(chart)),
+    };
+    let table = run(BacktestKind::Hpa(args("backtest-hpa.png")))
+        .await
+        .unwrap();
+    assert!(table.starts_with("HPA backtest of "), "{table}");
+    // Replicas, then usage over target with backtested and with actual replicas.
+    let (w, h, colours, _) = png_stats(&std::fs::read(dir.join("backtest-hpa.png")).unwrap());
+    assert_eq!((w, h), (1000, 1200));
+    assert!(colours > 16);
+    let table = run(BacktestKind::Vpa(args("backtest-vpa.svg")))
+        .await
+        .unwrap();
+    assert!(table.starts_with("VPA backtest of "), "{table}");
+    let svg = std::fs::read_to_string(dir.join("backtest-vpa.svg")).unwrap();
+    for text in [
+        "shop/web/app: CPU usage (cores) vs recommendation",
+        "shop/web/app: memory usage vs recommendation",
+        "\nusage\n</text>",
+        "\nrequest\n</text>",
+        "\nmean target (backtest)\n</text>",
+    ] {
+        assert!(svg.contains(text), "{text}: {svg}");
+    }
     stack.shutdown().await;
 }

@@ -1,10 +1,11 @@
 //! `sextant backtest hpa|vpa --workload NS/KIND/NAME --from T --to T`: replays the
 //! HPA (behavior included) or the VPA over stored history
 //! ([`autoscaler::backtest`]) from a data directory or any Prometheus-compatible
-//! server, and prints a summary table or the whole result as JSON.
+//! server, and prints a summary table or the whole result as JSON; `--chart FILE`
+//! also draws it (`api::recommendation_chart`'s shapes).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use autoscaler::backtest::{self, HpaBacktest, VpaBacktest};
@@ -12,10 +13,14 @@ use autoscaler::controller::WorkloadKind;
 use autoscaler::model::{HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec};
 use autoscaler::recommender::{VpaSettings, WorkloadSpec};
 use clap::{Args, Subcommand, ValueEnum};
+use dashboards::chart::{self, Chart, Format, Size};
+use dashboards::recommendation::{Resource, constant, hpa_backtest_charts, vpa_chart};
 use tsdb::clock::{Clock, SystemClock};
+use tsdb::model::TimeRange;
 
 use super::recommend::{AnyBackend, DataSource, load_config};
 use crate::api::params::{parse_duration, parse_time};
+use crate::api::recommendation_chart::{hpa_chart_input, vpa_history};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BacktestOutput {
@@ -50,6 +55,11 @@ pub struct BacktestArgs {
     pub source: DataSource,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     pub output: BacktestOutput,
+    /// Also draw the backtest into FILE (PNG, or SVG when FILE ends in .svg): for `hpa`
+    /// the replica timeline above the metric against its target, for `vpa` each
+    /// container's usage and request against the backtest's mean target.
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
 }
 
 /// Parses `ns/Kind/name` (kind case-insensitive, `deploy`/`sts`/`ds`/`rs` accepted).
@@ -144,23 +154,76 @@ pub async fn run(kind: BacktestKind) -> Result<String> {
     let backend = AnyBackend::open(&args.source, config.as_ref()).await?;
     let out = if is_hpa {
         let result = backtest::hpa(&backend, &workload, &options).await;
-        result
-            .map_err(anyhow::Error::from)
-            .and_then(|r| match args.output {
-                BacktestOutput::Json => Ok(serde_json::to_string_pretty(&r)? + "\n"),
-                BacktestOutput::Table => Ok(hpa_table(&r)),
-            })
+        match (result, &args.chart) {
+            (Ok(r), Some(path)) => {
+                write_chart(path, &hpa_backtest_charts(&hpa_chart_input(&r))).map(|()| r)
+            }
+            (result, _) => result.map_err(anyhow::Error::from),
+        }
+        .and_then(|r| match args.output {
+            BacktestOutput::Json => Ok(serde_json::to_string_pretty(&r)? + "\n"),
+            BacktestOutput::Table => Ok(hpa_table(&r)),
+        })
     } else {
         let result = backtest::vpa(&backend, &workload, &options).await;
-        result
-            .map_err(anyhow::Error::from)
-            .and_then(|r| match args.output {
-                BacktestOutput::Json => Ok(serde_json::to_string_pretty(&r)? + "\n"),
-                BacktestOutput::Table => Ok(vpa_table(&r)),
-            })
+        match (result, &args.chart) {
+            (Ok(r), Some(path)) => match vpa_charts(&backend, &r).await {
+                Ok(charts) => write_chart(path, &charts).map(|()| r),
+                Err(e) => Err(e),
+            },
+            (result, _) => result.map_err(anyhow::Error::from),
+        }
+        .and_then(|r| match args.output {
+            BacktestOutput::Json => Ok(serde_json::to_string_pretty(&r)? + "\n"),
+            BacktestOutput::Table => Ok(vpa_table(&r)),
+        })
     };
     backend.close().await?;
     out
+}
+
+/// Per container, CPU then memory: usage (busiest pod) and request over the
+/// backtest's range against the mean target the replay found.
+async fn vpa_charts(backend: &AnyBackend, r: &VpaBacktest) -> Result<Vec<Chart>> {
+    let range = TimeRange::new(r.from_ms, r.to_ms.max(r.from_ms.saturating_add(1)));
+    let mut charts = Vec::new();
+    for c in &r.containers {
+        for (resource, target) in [
+            (Resource::Cpu, c.mean_cpu_target),
+            (Resource::Memory, c.mean_memory_target),
+        ] {
+            let mut history =
+                vpa_history(backend, &r.workload, &c.name, resource, None, range, false).await?;
+            if let Some(target) = target {
+                history.target = constant(range, target);
+            }
+            let mut chart = vpa_chart(&history);
+            for series in &mut chart.series {
+                if series.label == "target" {
+                    series.label = "mean target (backtest)".into();
+                }
+            }
+            charts.push(chart);
+        }
+    }
+    Ok(charts)
+}
+
+/// Renders `charts` stacked into `path`: SVG when it ends in `.svg`, else PNG.
+fn write_chart(path: &Path, charts: &[Chart]) -> Result<()> {
+    let format = if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        Format::Svg
+    } else {
+        Format::Png
+    };
+    let panels = u32::try_from(charts.len()).unwrap_or(1).clamp(1, 10);
+    let size = Size::new(1000, 400 * panels);
+    let image = chart::render_panels(charts, format, size)
+        .with_context(|| format!("drawing the chart for {}", path.display()))?;
+    std::fs::write(path, image).with_context(|| format!("writing {}", path.display()))
 }
 
 fn time(t_ms: i64) -> String {

@@ -31,17 +31,29 @@ pub struct View {
 }
 
 impl View {
+    /// Reads `expr`, `range`, `step`, `end` and `tab`; Prometheus's
+    /// `g0.expr`, `g0.range_input` and `g0.tab` (`1`: table) too, so the
+    /// generator URLs of alerts open here.
     pub fn from_params(params: &Params) -> View {
-        let range = match params.get("range").trim() {
+        let either = |ours: &str, theirs: &str| match params.get(ours) {
+            "" => params.get(theirs).trim().to_string(),
+            v => v.trim().to_string(),
+        };
+        let range = match either("range", "g0.range_input").as_str() {
             "" => DEFAULT_RANGE.to_string(),
             r => r.to_string(),
         };
+        let expr = match params.get("expr") {
+            "" => params.get("g0.expr"),
+            e => e,
+        };
         View {
-            expr: params.get("expr").to_string(),
+            expr: expr.to_string(),
             range,
             step: params.get("step").trim().to_string(),
             end: params.get("end").trim().to_string(),
-            table: params.get("tab") == "table",
+            table: params.get("tab") == "table"
+                || (params.get("tab").is_empty() && params.get("g0.tab") == "1"),
         }
     }
 
@@ -244,6 +256,21 @@ mod tests {
         );
         assert!(body.contains("<table id=\"result-table\""));
         assert!(body.contains("<input type=\"hidden\" name=\"tab\" value=\"table\">"));
+    }
+
+    #[test]
+    fn prometheus_generator_urls_open_here() {
+        let v = view(&[
+            ("g0.expr", "up == 0"),
+            ("g0.tab", "1"),
+            ("g0.range_input", "6h"),
+        ]);
+        assert_eq!(
+            (v.expr.as_str(), v.range.as_str(), v.table),
+            ("up == 0", "6h", true)
+        );
+        let v = view(&[("g0.expr", "up"), ("g0.tab", "0")]);
+        assert!(!v.table);
     }
 
     #[test]
