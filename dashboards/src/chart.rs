@@ -21,6 +21,7 @@
 //! - The legend lists series in order, truncates long labels with "…", and
 //!   ends with "+N more" when the series do not fit.
 
+mod bars;
 mod draw;
 mod legend;
 mod promql;
@@ -35,6 +36,7 @@ use tsdb::model::TimeRange;
 
 use crate::error::{Error, Result};
 
+pub use bars::{BarChart, BarGroup, render_bars};
 pub use promql::legend_labels;
 pub use value_axis::format_value;
 

@@ -59,7 +59,7 @@ pub(super) fn render(panels: &[Chart], format: Format, size: Size) -> Result<Vec
     }
 }
 
-fn encode_png(rgb: &[u8], size: Size) -> Result<Vec<u8>> {
+pub(super) fn encode_png(rgb: &[u8], size: Size) -> Result<Vec<u8>> {
     let mut png = Vec::new();
     let mut encoder = png::Encoder::new(&mut png, size.width, size.height);
     encoder.set_color(png::ColorType::Rgb);
