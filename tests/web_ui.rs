@@ -496,7 +496,7 @@ async fn every_page_works_in_headless_chromium() {
 
     // The graph tab draws the range with the render API.
     let graph_url = format!(
-        "{base}/graph?expr={}&range=5m",
+        "{base}/graph?expr={}&range=1m",
         "rate(node_cpu_seconds_total%7Bmode%3D%22user%22%7D%5B30s%5D)"
     );
     let page = dom(&graph_url).await;
