@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 mod autoscaling;
 
-pub use autoscaling::AutoscalerConfig;
+pub use autoscaling::{AutoscalerConfig, KubernetesApiConfig};
 
 /// The configuration used when `sextant serve` gets no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("config/default.yml");

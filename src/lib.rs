@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod float;
+pub mod kubernetes;
 pub mod metrics;
 pub mod remote;
 pub mod remote_backend;

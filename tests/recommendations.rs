@@ -402,3 +402,131 @@ fn check_yaml(yaml: &str, dir: &Path) {
     assert_eq!(requests["cpu"].0, "587m");
     assert!(requests.contains_key("memory"));
 }
+
+/// The fake API's objects by path, and the paths it was asked for.
+type FakeApiState = (
+    std::sync::Arc<std::collections::HashMap<&'static str, serde_json::Value>>,
+    std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+);
+
+/// A Kubernetes API server on loopback holding the same workload as `CONFIG`, as
+/// objects: Deployment shop/web annotated `sextant.io/recommend: "true"` (and an
+/// unannotated one), its HPA and its VPA. Every path it was asked is recorded.
+async fn fake_kubernetes_api() -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    use axum::extract::{OriginalUri, State};
+    use axum::response::IntoResponse;
+
+    let list = |kind: &str, api_version: &str, items: serde_json::Value| {
+        serde_json::json!({
+            "kind": kind, "apiVersion": api_version,
+            "metadata": {"resourceVersion": "1"}, "items": items
+        })
+    };
+    let deployments = list(
+        "DeploymentList",
+        "apps/v1",
+        serde_json::json!([
+            {"metadata": {"name": "web", "namespace": "shop",
+                          "annotations": {"sextant.io/recommend": "true"}}},
+            {"metadata": {"name": "batch", "namespace": "shop"}}
+        ]),
+    );
+    let hpas = list(
+        "HorizontalPodAutoscalerList",
+        "autoscaling/v2",
+        serde_json::json!([{
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "minReplicas": 1, "maxReplicas": 10,
+                "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 50}}}]
+            }
+        }]),
+    );
+    let vpas = list(
+        "VerticalPodAutoscalerList",
+        "autoscaling.k8s.io/v1",
+        serde_json::json!([{
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {
+                "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                "resourcePolicy": {"containerPolicies": [
+                    {"containerName": "proxy", "controlledResources": ["memory"]}
+                ]}
+            }
+        }]),
+    );
+    let empty = |kind: &str| list(kind, "apps/v1", serde_json::json!([]));
+    let routes: std::collections::HashMap<&'static str, serde_json::Value> = [
+        ("/apis/apps/v1/deployments", deployments),
+        ("/apis/apps/v1/statefulsets", empty("StatefulSetList")),
+        ("/apis/apps/v1/daemonsets", empty("DaemonSetList")),
+        ("/apis/apps/v1/replicasets", empty("ReplicaSetList")),
+        ("/apis/autoscaling/v2/horizontalpodautoscalers", hpas),
+        ("/apis/autoscaling.k8s.io/v1/verticalpodautoscalers", vpas),
+    ]
+    .into_iter()
+    .collect();
+    let asked = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let state = (std::sync::Arc::new(routes), std::sync::Arc::clone(&asked));
+    let app = axum::Router::new()
+        .fallback(
+            async |State((routes, asked)): State<FakeApiState>, OriginalUri(uri): OriginalUri| {
+                asked.lock().push(uri.path().to_string());
+                match routes.get(uri.path()) {
+                    Some(body) => axum::Json(body.clone()).into_response(),
+                    None => axum::http::StatusCode::NOT_FOUND.into_response(),
+                }
+            },
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), asked)
+}
+
+/// The same workload discovered through the Kubernetes API instead of configured:
+/// its annotation opts it in, its HPA and VPA objects supply the specs, and the
+/// recommendations equal the configured run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_discovers_annotated_workloads_and_their_hpa_and_vpa() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = tsdb::clock::Clock::now_ms(&tsdb::clock::SystemClock);
+    write_cluster(&data, now + 10 * 60_000);
+    let (api, asked) = fake_kubernetes_api().await;
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(
+        &config,
+        format!("autoscaler:\n  refresh_interval: 1m\n  kubernetes:\n    api_server: {api}\n"),
+    )
+    .unwrap();
+    let mut options = ServeOptions::new("127.0.0.1:0");
+    options.storage_path = Some(data);
+    options.config_file = Some(config);
+    let server = Server::start(options).await.unwrap();
+    let base = format!("http://{}", server.addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+
+    let json: serde_json::Value = reqwest::get(format!("{base}/api/v1/recommendations"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let workloads = &json["data"]["workloads"];
+    assert_eq!(workloads.as_array().unwrap().len(), 1, "{json}");
+    check_report(workloads, false);
+    assert!(
+        asked
+            .lock()
+            .contains(&"/apis/autoscaling.k8s.io/v1/verticalpodautoscalers".to_string())
+    );
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}

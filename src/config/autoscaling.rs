@@ -21,6 +21,10 @@
 //!         resource_policy:
 //!           containerPolicies:
 //!             - {containerName: '*', maxAllowed: {cpu: '2', memory: 4Gi}}
+//!   # Optional: also recommend for workloads annotated `sextant.io/recommend: "true"`,
+//!   # with the cluster's HPA and VPA objects (connection as in kubernetes_sd_configs).
+//!   kubernetes:
+//!     namespaces: [shop]
 //! ```
 
 use std::collections::BTreeSet;
@@ -53,6 +57,27 @@ pub struct AutoscalerConfig {
     pub history: Duration,
     #[serde(default, deserialize_with = "null_default")]
     pub workloads: Vec<WorkloadSpec>,
+    /// Kubernetes API access: workloads annotated `sextant.io/recommend: "true"`
+    /// and the HPAs and VPAs of the cluster (none: metrics only).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesApiConfig>,
+}
+
+scraper::with_http_client_config! {
+    /// `autoscaler.kubernetes`: how to reach the Kubernetes API, as in
+    /// `kubernetes_sd_configs` (`api_server`, else `kubeconfig_file`, else the
+    /// in-cluster service account), and which namespaces to read.
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct KubernetesApiConfig {
+        #[serde(default)]
+        pub api_server: Option<String>,
+        #[serde(default)]
+        pub kubeconfig_file: Option<String>,
+        /// Namespaces to read (default: all).
+        #[serde(default, deserialize_with = "null_default")]
+        pub namespaces: Vec<String>,
+    }
 }
 
 impl Default for AutoscalerConfig {
@@ -61,6 +86,7 @@ impl Default for AutoscalerConfig {
             refresh_interval: default_refresh_interval(),
             history: default_history(),
             workloads: Vec::new(),
+            kubernetes: None,
         }
     }
 }
@@ -74,6 +100,17 @@ impl AutoscalerConfig {
         }
         if self.history < Duration::from_secs(60) {
             return Err(": autoscaler.history must be at least 1m".into());
+        }
+        if let Some(kubernetes) = &self.kubernetes {
+            if let Some(url) = kubernetes.api_server.as_deref() {
+                url::Url::parse(url).map_err(|e| {
+                    format!(": autoscaler.kubernetes.api_server {url:?} is not a URL: {e}")
+                })?;
+            }
+            kubernetes
+                .http_client_config()
+                .validate()
+                .map_err(|e| format!(": autoscaler.kubernetes: {e}"))?;
         }
         let lines = workload_lines(text);
         let mut seen = BTreeSet::new();

@@ -15,13 +15,14 @@ use tsdb::clock::Clock;
 
 use crate::api::recommendations::Latest;
 use crate::backend::LocalBackend;
-use crate::config::AutoscalerConfig;
+use crate::config::{AutoscalerConfig, KubernetesApiConfig};
+use crate::kubernetes::{WorkloadDiscovery, merge_workloads};
 use crate::metrics::{Collector, Kind, Registry};
 
 /// The running service.
 pub struct RecommenderService {
     latest: Latest,
-    workloads: watch::Sender<Vec<WorkloadSpec>>,
+    workloads: watch::Sender<Targets>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -41,10 +42,80 @@ pub fn options(config: &AutoscalerConfig) -> Options {
     options
 }
 
+/// What the refresh loop recommends for: the configured workloads, and the
+/// Kubernetes API to discover more from.
+#[derive(Debug, Clone, PartialEq)]
+struct Targets {
+    configured: Vec<WorkloadSpec>,
+    kubernetes: Option<KubernetesApiConfig>,
+}
+
+impl Targets {
+    fn of(config: &AutoscalerConfig) -> Self {
+        Targets {
+            configured: config.workloads.clone(),
+            kubernetes: config.kubernetes.clone(),
+        }
+    }
+}
+
+/// The workloads discovered through the Kubernetes API, kept across a failed
+/// discovery.
+struct Discovered {
+    discovery: Option<WorkloadDiscovery>,
+    workloads: Vec<WorkloadSpec>,
+}
+
+/// How long one discovery may take.
+const DISCOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Discovered {
+    async fn connect(config: Option<&KubernetesApiConfig>) -> Self {
+        let discovery = match config {
+            None => None,
+            Some(config) => match WorkloadDiscovery::new(config).await {
+                Ok(discovery) => Some(discovery),
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "Cannot reach the Kubernetes API; recommending for the configured workloads only.");
+                    None
+                }
+            },
+        };
+        Discovered {
+            discovery,
+            workloads: Vec::new(),
+        }
+    }
+
+    /// Re-reads the cluster; on failure the last list stays.
+    async fn refresh(&mut self) {
+        let Some(discovery) = &self.discovery else {
+            return;
+        };
+        match tokio::time::timeout(DISCOVERY_TIMEOUT, discovery.workloads()).await {
+            Ok(Ok((workloads, warnings))) => {
+                for warning in warnings {
+                    tracing::warn!(warning, "Kubernetes object not usable for recommendations.");
+                }
+                self.workloads = workloads;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "Kubernetes workload discovery failed; keeping the last list.");
+            }
+            Err(_) => {
+                tracing::warn!("Kubernetes workload discovery timed out; keeping the last list.");
+            }
+        }
+    }
+}
+
 impl RecommenderService {
     /// Builds every model from the stored history (the first refresh, awaited: the
     /// server becomes ready with recommendations available, as Prometheus becomes
-    /// ready after its WAL replay), then refreshes every `refresh_interval`.
+    /// ready after its WAL replay), then refreshes every `refresh_interval`. With
+    /// `autoscaler.kubernetes`, the workloads annotated `sextant.io/recommend: "true"`
+    /// are discovered before every refresh and recommended for beside the
+    /// configured ones.
     ///
     /// # Errors
     /// Invalid recommender options.
@@ -54,7 +125,13 @@ impl RecommenderService {
         clock: Arc<dyn Clock>,
         registry: &Registry,
     ) -> anyhow::Result<RecommenderService> {
-        let mut recommender = Recommender::new(config.workloads.clone(), options(config))?;
+        let mut targets = Targets::of(config);
+        let mut discovered = Discovered::connect(targets.kubernetes.as_ref()).await;
+        discovered.refresh().await;
+        let mut recommender = Recommender::new(
+            merge_workloads(&targets.configured, &discovered.workloads),
+            options(config),
+        )?;
         let latest: Latest = Arc::new(RwLock::new(None));
         let stats = Arc::new(Mutex::new(RefreshStats::default()));
         register_metrics(registry, &latest, &stats);
@@ -82,10 +159,10 @@ impl RecommenderService {
         };
         refresh(&mut recommender).await;
         tracing::info!(
-            workloads = config.workloads.len(),
+            workloads = recommender.workloads().count(),
             "Recommendations built from the stored history."
         );
-        let (workloads, mut workload_updates) = watch::channel(config.workloads.clone());
+        let (updates, mut target_updates) = watch::channel(targets.clone());
         let (stop, mut stopped) = oneshot::channel::<()>();
         let interval = config.refresh_interval;
         let task = tokio::spawn(async move {
@@ -96,11 +173,17 @@ impl RecommenderService {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = ticks.tick() => {}
-                    Ok(()) = workload_updates.changed() => {
-                        let list = workload_updates.borrow_and_update().clone();
-                        recommender.set_workloads(list);
+                    Ok(()) = target_updates.changed() => {
+                        let new = target_updates.borrow_and_update().clone();
+                        if new.kubernetes != targets.kubernetes {
+                            discovered = Discovered::connect(new.kubernetes.as_ref()).await;
+                        }
+                        targets = new;
                     }
                 }
+                discovered.refresh().await;
+                recommender
+                    .set_workloads(merge_workloads(&targets.configured, &discovered.workloads));
                 tokio::select! {
                     _ = &mut stopped => break,
                     () = refresh(&mut recommender) => {}
@@ -109,7 +192,7 @@ impl RecommenderService {
         });
         Ok(RecommenderService {
             latest,
-            workloads,
+            workloads: updates,
             stop,
             task,
         })
@@ -123,10 +206,11 @@ impl RecommenderService {
     /// A reloaded configuration: recommend for this list from now on, keeping the
     /// models of workloads that did not change.
     pub fn reconfigure(&self, config: &AutoscalerConfig) {
+        let targets = Targets::of(config);
         self.workloads.send_if_modified(|current| {
-            let changed = *current != config.workloads;
+            let changed = *current != targets;
             if changed {
-                current.clone_from(&config.workloads);
+                *current = targets;
             }
             changed
         });

@@ -29,7 +29,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tsdb::model::{Label, Labels};
 
-use crate::config::{KubernetesRole, KubernetesSdConfig, Secret, base64_encode};
+use crate::config::{HttpClientConfig, KubernetesRole, KubernetesSdConfig, Secret, base64_encode};
 use crate::discovery::{GroupSink, TargetGroup};
 use crate::target::{ADDRESS_LABEL, INSTANCE_LABEL};
 
@@ -65,12 +65,31 @@ pub fn sanitize_label_name(name: &str) -> String {
 /// # Errors
 /// Unreadable kubeconfig or credentials, or no in-cluster environment.
 pub async fn client(config: &KubernetesSdConfig) -> Result<Client, KubernetesError> {
+    client_for(
+        config.api_server.as_deref(),
+        config.kubeconfig_file.as_deref(),
+        &config.http_client_config(),
+    )
+    .await
+}
+
+/// Builds a client for `api_server` with the `http` settings, else from the
+/// `kubeconfig` file, else from the in-cluster environment, as Prometheus's
+/// Kubernetes SD connects.
+///
+/// # Errors
+/// Unreadable kubeconfig or credentials, or no in-cluster environment.
+pub async fn client_for(
+    api_server: Option<&str>,
+    kubeconfig: Option<&str>,
+    http: &HttpClientConfig,
+) -> Result<Client, KubernetesError> {
     use kube::config::{
         AuthInfo, Cluster, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster,
         NamedContext,
     };
-    let client_config = if let Some(url) = config.api_server.as_deref().filter(|u| !u.is_empty()) {
-        let http = config.http_client_config();
+    let client_config = if let Some(url) = api_server.filter(|u| !u.is_empty()) {
+        let http = http.clone();
         let tls = &http.tls_config;
         let mut auth = AuthInfo::default();
         if let Some(basic) = &http.basic_auth {
@@ -137,7 +156,7 @@ pub async fn client(config: &KubernetesSdConfig) -> Result<Client, KubernetesErr
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| KubernetesError::Config(e.to_string()))?
-    } else if let Some(path) = config.kubeconfig_file.as_deref().filter(|p| !p.is_empty()) {
+    } else if let Some(path) = kubeconfig.filter(|p| !p.is_empty()) {
         let kubeconfig = Kubeconfig::read_from(path)
             .map_err(|e| KubernetesError::Config(format!("{path}: {e}")))?;
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
