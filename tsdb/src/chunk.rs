@@ -1,6 +1,7 @@
-//! Gorilla-style float chunks: delta-of-delta timestamps and XOR-encoded
-//! values in one bit stream, plus the rules that decide when the head cuts a
-//! new chunk.
+//! Gorilla-style float chunks: timestamps as residuals against a scrape
+//! grid and values as decimal mantissa deltas (XOR-encoded when they are not
+//! short decimals), in one bit stream, plus the rules that decide when the
+//! head cuts a new chunk.
 //!
 //! The byte layout is documented in
 //! [`tsdb/docs/format/chunks.md`](../../docs/format/chunks.md) and pinned by
@@ -11,8 +12,15 @@
 //! [`XorChunk::bytes`] always holds a complete, decodable chunk with every
 //! sample appended so far, so copying those bytes is a consistent snapshot.
 //! Values round-trip bit-exactly (staleness markers, other NaN payloads,
-//! ±Inf, -0.0), and any timestamp gap works: deltas that do not fit the short
-//! encodings fall back to 64 bits.
+//! ±Inf, -0.0), and any timestamp gap works: residuals that do not fit the
+//! short codes fall back to 64 bits.
+//!
+//! Residuals (timestamp jitter, mantissa deltas) are coded against a window
+//! `[lo, hi]` of values seen so far with a truncated binary code, so a
+//! 0-50 ms jitter costs under 6 bits and a counter growing by 0-10 about 3.7
+//! bits. A chunk starts with the windows its encoder chose:
+//! [`XorChunk::after`] carries them over from the series' previous chunk,
+//! [`XorChunk::dense`] measures them over all samples first (blocks).
 //!
 //! Reading: [`XorChunk::iter`] borrows an open chunk; [`ChunkIter::new`]
 //! validates bytes read from disk and borrows them; [`OwnedChunkIter`] owns
@@ -35,9 +43,11 @@ const HEADER_LEN: usize = 2;
 /// an append could cross it (Prometheus's `MaxBytesPerXORChunk`).
 pub const MAX_CHUNK_BYTES: usize = 1024;
 
-/// The most bytes one appended sample can add: a 69-bit timestamp and a
-/// 79-bit value, rounded up.
-pub const MAX_SAMPLE_BYTES: usize = 19;
+/// The most bytes one appended sample (after the first) can add: the
+/// nominal interval varint (80 bits, second sample only), a timestamp
+/// residual (33-bit window symbol and a 69-bit escape) and a value (33-bit
+/// window symbol, 2-bit escape kind and a 76-bit XOR), rounded up.
+pub const MAX_SAMPLE_BYTES: usize = 37;
 
 /// Payload widths of the variable-width signed integer codes. Code `i` is
 /// `i` one bits followed by a zero bit, except the last, which is only one
@@ -45,11 +55,9 @@ pub const MAX_SAMPLE_BYTES: usize = 19;
 /// encodes only zero. The final code holds any `i64`, so arbitrarily large
 /// timestamp gaps and value jumps work.
 ///
-/// Timestamp delta-of-deltas: tuned for millisecond scrape jitter (a 15 s
-/// scrape with up to 50 ms jitter mostly lands in the 7-bit code).
+/// Timestamp residuals outside the window and window bounds.
 const DOD_WIDTHS: [u32; 6] = [0, 7, 10, 17, 32, 64];
-/// Deltas of decimal mantissas: small counter increments and gauge steps fit
-/// the 4- and 7-bit codes.
+/// Deltas of decimal mantissas outside the window.
 const DELTA_WIDTHS: [u32; 6] = [4, 7, 12, 20, 32, 64];
 
 /// Values are encoded as decimal mantissas `m` with `v = m / 10^scale` for
@@ -61,6 +69,10 @@ const POW10: [f64; MAX_SCALE as usize + 1] = [
 ];
 /// Mantissas stay within ±2^53, where every integer is an exact `f64`.
 const MAX_EXACT_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// The widest residual window, `hi - lo`: window symbols take at most 33
+/// bits.
+const MAX_WINDOW_SPAN: i128 = (1 << 32) - 1;
 
 /// Why bytes are not a valid chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -75,6 +87,60 @@ pub enum DecodeChunkError {
     TrailingBytes { extra: usize },
 }
 
+/// A window `[lo, hi]` of residuals coded as `hi - lo + 2` symbols: one per
+/// value and a last one for "escape". Always contains 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Window {
+    lo: i64,
+    hi: i64,
+}
+
+impl Window {
+    /// A window from its bounds, if valid (contains 0, not too wide).
+    fn new(lo: i64, hi: i64) -> Option<Window> {
+        (lo <= 0 && hi >= 0 && i128::from(hi) - i128::from(lo) <= MAX_WINDOW_SPAN)
+            .then_some(Window { lo, hi })
+    }
+
+    fn symbols(self) -> u64 {
+        // `hi - lo <= MAX_WINDOW_SPAN`, so this cannot overflow.
+        (self.hi as i128 - self.lo as i128) as u64 + 2
+    }
+
+    fn escape(self) -> u64 {
+        self.symbols() - 1
+    }
+
+    /// The symbol of `x` when the window holds it.
+    fn symbol(self, x: i64) -> Option<u64> {
+        (self.lo..=self.hi)
+            .contains(&x)
+            .then(|| (x as i128 - self.lo as i128) as u64)
+    }
+
+    /// The value of a non-escape symbol.
+    fn value(self, symbol: u64) -> i64 {
+        (self.lo as i128 + symbol as i128) as i64
+    }
+
+    /// Grows the window to hold `x`, unless it would become too wide.
+    fn widen(&mut self, x: i64) {
+        if let Some(w) = Window::new(self.lo.min(x), self.hi.max(x)) {
+            *self = w;
+        }
+    }
+
+    /// The window shifted by `-by`, widened to hold 0 again.
+    fn shifted(self, by: i64) -> Window {
+        let lo = (i128::from(self.lo) - i128::from(by)).min(0);
+        let hi = (i128::from(self.hi) - i128::from(by)).max(0);
+        if hi - lo > MAX_WINDOW_SPAN {
+            return Window::default();
+        }
+        Window::new(lo as i64, hi as i64).unwrap_or_default()
+    }
+}
+
 /// An appendable Gorilla chunk of float samples.
 #[derive(Debug, Clone)]
 pub struct XorChunk {
@@ -83,16 +149,24 @@ pub struct XorChunk {
     num_samples: u16,
     min_t: i64,
     max_t: i64,
-    /// Delta between the last two timestamps.
-    last_delta: i64,
+    /// Nominal interval between samples (0 until the second sample, or
+    /// carried over from the previous chunk before the first).
+    interval: i64,
+    /// Grid time of the last sample: the next one is predicted at
+    /// `grid + interval`.
+    grid: i64,
+    /// Window of timestamp residuals against the grid.
+    t_window: Window,
     last_value_bits: u64,
     /// Current decimal scale of the value encoding.
     scale: u32,
     /// The last value's mantissa at `scale`, when it was decimal-coded (or
     /// the first value); recomputed from the value otherwise.
     mantissa: Option<i64>,
+    /// Window of decimal mantissa deltas.
+    v_window: Window,
     /// Leading and trailing zero counts of the last written XOR window.
-    window: Option<XorWindow>,
+    xor_window: Option<XorWindow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,18 +182,59 @@ impl Default for XorChunk {
 }
 
 impl XorChunk {
-    /// An empty chunk.
+    /// An empty chunk that starts with empty residual windows.
     pub fn new() -> Self {
         XorChunk {
             writer: BitWriter::with_prefix(vec![0; HEADER_LEN]),
             num_samples: 0,
             min_t: 0,
             max_t: 0,
-            last_delta: 0,
+            interval: 0,
+            grid: 0,
+            t_window: Window::default(),
             last_value_bits: 0,
             scale: 0,
             mantissa: None,
-            window: None,
+            v_window: Window::default(),
+            xor_window: None,
+        }
+    }
+
+    /// An empty chunk for the samples following `prev`'s, in the same
+    /// series: it starts with what `prev` learned (scrape interval and grid,
+    /// residual windows, decimal scale), so it does not pay to learn them
+    /// again.
+    pub fn after(prev: &XorChunk) -> Self {
+        let mut chunk = XorChunk::new();
+        if prev.num_samples >= 2 {
+            chunk.interval = prev.interval;
+            chunk.grid = prev.grid;
+            chunk.t_window = prev.t_window;
+        }
+        chunk.v_window = prev.v_window;
+        chunk.scale = prev.scale;
+        chunk
+    }
+
+    /// Encodes `samples` (timestamps increasing) as densely as this format
+    /// allows: a first pass measures the residual windows, the second
+    /// starts with them, so no residual needs an escape. Blocks store
+    /// chunks re-encoded this way.
+    pub fn dense(samples: &[Sample]) -> Self {
+        let mut first = XorChunk::new();
+        for s in samples {
+            first.append(s.t, s.v);
+        }
+        let mut chunk = XorChunk::new();
+        chunk.t_window = first.t_window;
+        chunk.v_window = first.v_window;
+        for s in samples {
+            chunk.append(s.t, s.v);
+        }
+        if chunk.bytes().len() <= first.bytes().len() {
+            chunk
+        } else {
+            first
         }
     }
 
@@ -133,26 +248,15 @@ impl XorChunk {
     pub fn append(&mut self, t: i64, v: f64) {
         assert!(self.num_samples < u16::MAX, "chunk sample count overflow");
         let bits = v.to_bits();
-        match self.num_samples {
-            0 => {
-                self.writer.write_varint(t);
-                self.writer.write_bits(bits, 64);
-                self.min_t = t;
-                self.scale = smallest_scale(bits).unwrap_or(0);
-                self.mantissa = decimal_mantissa(bits, self.scale);
+        if self.num_samples == 0 {
+            self.write_first(t, bits);
+        } else {
+            if self.num_samples == 1 {
+                self.interval = self.choose_interval(t.wrapping_sub(self.max_t));
+                self.writer.write_varint(self.interval);
             }
-            1 => {
-                let delta = t.wrapping_sub(self.max_t);
-                self.writer.write_varint(delta);
-                self.write_value(bits);
-                self.last_delta = delta;
-            }
-            _ => {
-                let delta = t.wrapping_sub(self.max_t);
-                self.write_dod(delta.wrapping_sub(self.last_delta));
-                self.write_value(bits);
-                self.last_delta = delta;
-            }
+            self.write_time(t);
+            self.write_value(bits);
         }
         self.max_t = t;
         self.last_value_bits = bits;
@@ -161,8 +265,82 @@ impl XorChunk {
         self.writer.bytes_mut()[..HEADER_LEN].copy_from_slice(&header);
     }
 
-    fn write_dod(&mut self, dod: i64) {
-        self.write_signed(&DOD_WIDTHS, dod);
+    /// The first sample: its time, the starting windows, its value.
+    fn write_first(&mut self, t: i64, bits: u64) {
+        if self.interval > 0 {
+            // Carried over from the previous chunk: move the timestamp
+            // window from the old grid to one through `t`.
+            let ahead = t.wrapping_sub(self.grid) as i128;
+            let interval = i128::from(self.interval);
+            let steps = (ahead + interval / 2).div_euclid(interval);
+            let residual = ahead - steps * interval;
+            self.t_window = self.t_window.shifted(residual as i64);
+        }
+        self.writer.write_varint(t);
+        for bound in [
+            self.t_window.lo,
+            self.t_window.hi,
+            self.v_window.lo,
+            self.v_window.hi,
+        ] {
+            self.write_signed(&DOD_WIDTHS, bound);
+        }
+        let scale = if decimal_mantissa(bits, self.scale).is_some() {
+            Some(self.scale)
+        } else {
+            smallest_scale(bits)
+        };
+        match scale.and_then(|s| Some((s, decimal_mantissa(bits, s)?))) {
+            Some((scale, m)) => {
+                self.writer.write_bit(false);
+                self.writer.write_bits(u64::from(scale), SCALE_BITS);
+                self.writer.write_varint(m);
+                self.scale = scale;
+                self.mantissa = Some(m);
+            }
+            None => {
+                self.writer.write_bit(true);
+                self.writer.write_bits(bits, 64);
+                self.scale = 0;
+                self.mantissa = None;
+            }
+        }
+        self.min_t = t;
+        self.grid = t;
+    }
+
+    /// The nominal interval for a chunk whose first delta is `delta`: the
+    /// carried-over interval when `delta` is close to it, else `delta`
+    /// rounded to whole seconds when within 5 % of them (scrape intervals
+    /// are), else `delta` itself.
+    fn choose_interval(&self, delta: i64) -> i64 {
+        let near =
+            |nominal: i64| nominal > 0 && delta.abs_diff(nominal) <= nominal.unsigned_abs() / 20;
+        if near(self.interval) {
+            return self.interval;
+        }
+        let seconds = (delta.saturating_add(500))
+            .div_euclid(1000)
+            .saturating_mul(1000);
+        if near(seconds) {
+            return seconds;
+        }
+        delta
+    }
+
+    /// A timestamp as its residual against the grid.
+    fn write_time(&mut self, t: i64) {
+        let predicted = self.grid.wrapping_add(self.interval);
+        let residual = t.wrapping_sub(predicted);
+        let window = self.t_window;
+        if let Some(symbol) = window.symbol(residual) {
+            write_truncated(&mut self.writer, symbol, window.symbols());
+            self.grid = predicted;
+            return;
+        }
+        write_truncated(&mut self.writer, window.escape(), window.symbols());
+        self.write_signed(&DOD_WIDTHS, residual);
+        self.grid = after_time_escape(&mut self.t_window, self.interval, predicted, t, residual);
     }
 
     /// Writes `v` with the first code of `widths` that holds it.
@@ -182,32 +360,45 @@ impl XorChunk {
         }
     }
 
-    /// Writes a value: unchanged (`0`), as a decimal mantissa delta at the
-    /// current scale (`10`), with a new scale (`110`), or XOR-encoded
-    /// (`111`).
+    /// Writes a value: a mantissa delta in the window (0 = unchanged bits),
+    /// or an escape followed by a decimal delta outside the window (`0`), a
+    /// new scale and a delta (`10`), or an XOR (`11`).
     fn write_value(&mut self, bits: u64) {
         let prev = self.last_value_bits;
-        if bits == prev {
-            self.writer.write_bit(false);
+        let window = self.v_window;
+        if bits == prev
+            && let Some(symbol) = window.symbol(0)
+        {
+            write_truncated(&mut self.writer, symbol, window.symbols());
             return;
         }
         if let Some(m) = decimal_mantissa(bits, self.scale)
             && let Some(prev_m) = self.mantissa.or_else(|| decimal_mantissa(prev, self.scale))
         {
-            self.writer.write_bits(0b10, 2);
-            self.write_signed(&DELTA_WIDTHS, m.wrapping_sub(prev_m));
+            let delta = m.wrapping_sub(prev_m);
             self.mantissa = Some(m);
+            if let Some(symbol) = window.symbol(delta) {
+                write_truncated(&mut self.writer, symbol, window.symbols());
+                return;
+            }
+            write_truncated(&mut self.writer, window.escape(), window.symbols());
+            self.writer.write_bit(false);
+            self.write_signed(&DELTA_WIDTHS, delta);
+            self.v_window.widen(delta);
             return;
         }
+        write_truncated(&mut self.writer, window.escape(), window.symbols());
         if let Some((scale, prev_m, m)) = common_scale(prev, bits) {
-            self.writer.write_bits(0b110, 3);
+            self.writer.write_bits(0b10, 2);
             self.writer.write_bits(u64::from(scale), SCALE_BITS);
-            self.write_signed(&DELTA_WIDTHS, m.wrapping_sub(prev_m));
+            let delta = m.wrapping_sub(prev_m);
+            self.write_signed(&DELTA_WIDTHS, delta);
+            self.v_window.widen(delta);
             self.scale = scale;
             self.mantissa = Some(m);
             return;
         }
-        self.writer.write_bits(0b111, 3);
+        self.writer.write_bits(0b11, 2);
         self.mantissa = None;
         self.write_xor(bits ^ prev);
     }
@@ -218,7 +409,7 @@ impl XorChunk {
         // Five bits hold the leading-zero count, so it is capped at 31.
         let leading = xor.leading_zeros().min(31);
         let trailing = xor.trailing_zeros();
-        if let Some(w) = self.window
+        if let Some(w) = self.xor_window
             && leading >= w.leading
             && trailing >= w.trailing
         {
@@ -234,7 +425,7 @@ impl XorChunk {
         // occur because the XOR is non-zero.
         self.writer.write_bits(u64::from(significant & 63), 6);
         self.writer.write_bits(xor >> trailing, significant);
-        self.window = Some(XorWindow { leading, trailing });
+        self.xor_window = Some(XorWindow { leading, trailing });
     }
 
     pub fn num_samples(&self) -> usize {
@@ -275,6 +466,55 @@ impl XorChunk {
             decoder: Decoder::new(self.num_samples),
         }
     }
+}
+
+/// After a timestamp residual outside the window: a residual within half
+/// an interval is jitter and widens the window (the grid moves on as
+/// predicted); anything else (a missed scrape, a new interval) moves the
+/// grid to the sample. Returns the new grid time. Encoder and decoder share
+/// this rule.
+fn after_time_escape(
+    window: &mut Window,
+    interval: i64,
+    predicted: i64,
+    t: i64,
+    residual: i64,
+) -> i64 {
+    if residual.unsigned_abs() <= interval.unsigned_abs() / 2 {
+        window.widen(residual);
+        predicted
+    } else {
+        t
+    }
+}
+
+/// Writes `x < n` with a truncated binary code: with `k = floor(log2 n)`
+/// and `u = 2^(k+1) - n`, the `u` smallest values take `k` bits and the
+/// others `k + 1` bits (as `x + u`). `n = 1` takes no bits.
+fn write_truncated(w: &mut BitWriter, x: u64, n: u64) {
+    let (k, u) = truncated_params(n);
+    if x < u {
+        w.write_bits(x, k);
+    } else {
+        w.write_bits(x + u, k + 1);
+    }
+}
+
+fn read_truncated(r: &mut BitReader, stream: &[u8], n: u64) -> Option<u64> {
+    let (k, u) = truncated_params(n);
+    let x = r.read_bits(stream, k)? & low_mask(k);
+    if x < u {
+        return Some(x);
+    }
+    let low = u64::from(r.read_bit(stream)?);
+    Some(((x << 1) | low) - u)
+}
+
+/// `(k, u)` of the truncated binary code for `n >= 1` symbols
+/// (`n <= 2^33`, so nothing overflows).
+fn truncated_params(n: u64) -> (u32, u64) {
+    let k = 63 - n.max(1).leading_zeros();
+    (k, (1u64 << (k + 1)) - n)
 }
 
 /// Does `v` fit into `bits` bits of two's complement?
@@ -360,11 +600,14 @@ struct Decoder {
     num_samples: u16,
     read: u16,
     t: i64,
-    delta: i64,
+    interval: i64,
+    grid: i64,
+    t_window: Window,
     value_bits: u64,
     scale: u32,
     mantissa: Option<i64>,
-    window: Option<XorWindow>,
+    v_window: Window,
+    xor_window: Option<XorWindow>,
 }
 
 impl Decoder {
@@ -374,11 +617,14 @@ impl Decoder {
             num_samples,
             read: 0,
             t: 0,
-            delta: 0,
+            interval: 0,
+            grid: 0,
+            t_window: Window::default(),
             value_bits: 0,
             scale: 0,
             mantissa: None,
-            window: None,
+            v_window: Window::default(),
+            xor_window: None,
         }
     }
 
@@ -390,36 +636,79 @@ impl Decoder {
         }
         let stream = bytes.get(HEADER_LEN..).unwrap_or_default();
         let sample = self.read;
-        let truncated = DecodeChunkError::Truncated {
-            sample,
-            samples: self.num_samples,
-        };
-        let r = &mut self.reader;
-        match sample {
-            0 => {
-                self.t = r.read_varint(stream).ok_or(truncated)?;
-                self.value_bits = r.read_bits(stream, 64).ok_or(truncated)?;
-                self.scale = smallest_scale(self.value_bits).unwrap_or(0);
-                self.mantissa = decimal_mantissa(self.value_bits, self.scale);
+        if sample == 0 {
+            self.read_first(stream, sample)?;
+        } else {
+            let truncated = self.truncated(sample);
+            if sample == 1 {
+                self.interval = self.reader.read_varint(stream).ok_or(truncated)?;
             }
-            1 => {
-                self.delta = r.read_varint(stream).ok_or(truncated)?;
-                self.t = self.t.wrapping_add(self.delta);
-                self.read_value(stream, sample)?;
-            }
-            _ => {
-                let dod = self.read_dod(stream).ok_or(truncated)?;
-                self.delta = self.delta.wrapping_add(dod);
-                self.t = self.t.wrapping_add(self.delta);
-                self.read_value(stream, sample)?;
-            }
+            self.read_time(stream).ok_or(truncated)?;
+            self.read_value(stream, sample)?;
         }
         self.read += 1;
         Ok(Some(Sample::new(self.t, f64::from_bits(self.value_bits))))
     }
 
-    fn read_dod(&mut self, stream: &[u8]) -> Option<i64> {
-        self.read_signed(stream, &DOD_WIDTHS)
+    fn truncated(&self, sample: u16) -> DecodeChunkError {
+        DecodeChunkError::Truncated {
+            sample,
+            samples: self.num_samples,
+        }
+    }
+
+    fn read_first(&mut self, stream: &[u8], sample: u16) -> Result<(), DecodeChunkError> {
+        let truncated = self.truncated(sample);
+        let malformed = |what| DecodeChunkError::Malformed { sample, what };
+        self.t = self.reader.read_varint(stream).ok_or(truncated)?;
+        self.grid = self.t;
+        let mut bounds = [0i64; 4];
+        for bound in &mut bounds {
+            *bound = self.read_signed(stream, &DOD_WIDTHS).ok_or(truncated)?;
+        }
+        let [t_lo, t_hi, v_lo, v_hi] = bounds;
+        self.t_window =
+            Window::new(t_lo, t_hi).ok_or_else(|| malformed("invalid timestamp window"))?;
+        self.v_window = Window::new(v_lo, v_hi).ok_or_else(|| malformed("invalid value window"))?;
+        let r = &mut self.reader;
+        if r.read_bit(stream).ok_or(truncated)? {
+            self.value_bits = r.read_bits(stream, 64).ok_or(truncated)?;
+            self.scale = 0;
+            self.mantissa = None;
+            return Ok(());
+        }
+        let scale = r.read_bits(stream, SCALE_BITS).ok_or(truncated)? as u32;
+        let m = r.read_varint(stream).ok_or(truncated)?;
+        if scale > MAX_SCALE {
+            return Err(malformed("decimal scale out of range"));
+        }
+        if m.unsigned_abs() > MAX_EXACT_MANTISSA as u64 {
+            return Err(malformed("decimal mantissa out of range"));
+        }
+        self.scale = scale;
+        self.set_mantissa(m);
+        Ok(())
+    }
+
+    fn read_time(&mut self, stream: &[u8]) -> Option<()> {
+        let window = self.t_window;
+        let symbol = read_truncated(&mut self.reader, stream, window.symbols())?;
+        let predicted = self.grid.wrapping_add(self.interval);
+        if symbol < window.escape() {
+            self.t = predicted.wrapping_add(window.value(symbol));
+            self.grid = predicted;
+            return Some(());
+        }
+        let residual = self.read_signed(stream, &DOD_WIDTHS)?;
+        self.t = predicted.wrapping_add(residual);
+        self.grid = after_time_escape(
+            &mut self.t_window,
+            self.interval,
+            predicted,
+            self.t,
+            residual,
+        );
+        Some(())
     }
 
     fn read_signed(&mut self, stream: &[u8], widths: &[u32; 6]) -> Option<i64> {
@@ -434,27 +723,36 @@ impl Decoder {
     }
 
     fn read_value(&mut self, stream: &[u8], sample: u16) -> Result<(), DecodeChunkError> {
-        let truncated = DecodeChunkError::Truncated {
-            sample,
-            samples: self.num_samples,
-        };
+        let truncated = self.truncated(sample);
         let malformed = |what| DecodeChunkError::Malformed { sample, what };
-        let r = &mut self.reader;
-        if !r.read_bit(stream).ok_or(truncated)? {
+        let window = self.v_window;
+        let symbol = read_truncated(&mut self.reader, stream, window.symbols()).ok_or(truncated)?;
+        if symbol < window.escape() {
+            let delta = window.value(symbol);
+            if delta == 0 {
+                return Ok(());
+            }
+            let prev_m = self
+                .mantissa
+                .or_else(|| decimal_mantissa(self.value_bits, self.scale))
+                .ok_or_else(|| malformed("decimal delta after a non-decimal value"))?;
+            self.set_mantissa(prev_m.wrapping_add(delta));
             return Ok(());
         }
+        let r = &mut self.reader;
         if !r.read_bit(stream).ok_or(truncated)? {
-            // `10`: decimal delta at the current scale.
+            // `0`: decimal delta at the current scale, outside the window.
             let prev_m = self
                 .mantissa
                 .or_else(|| decimal_mantissa(self.value_bits, self.scale))
                 .ok_or_else(|| malformed("decimal delta after a non-decimal value"))?;
             let delta = self.read_signed(stream, &DELTA_WIDTHS).ok_or(truncated)?;
+            self.v_window.widen(delta);
             self.set_mantissa(prev_m.wrapping_add(delta));
             return Ok(());
         }
         if !r.read_bit(stream).ok_or(truncated)? {
-            // `110`: new scale, then a decimal delta.
+            // `10`: new scale, then a decimal delta.
             let scale = r.read_bits(stream, SCALE_BITS).ok_or(truncated)? as u32;
             if scale > MAX_SCALE {
                 return Err(malformed("decimal scale out of range"));
@@ -462,11 +760,12 @@ impl Decoder {
             let prev_m = decimal_mantissa(self.value_bits, scale)
                 .ok_or_else(|| malformed("previous value is not decimal at the new scale"))?;
             let delta = self.read_signed(stream, &DELTA_WIDTHS).ok_or(truncated)?;
+            self.v_window.widen(delta);
             self.scale = scale;
             self.set_mantissa(prev_m.wrapping_add(delta));
             return Ok(());
         }
-        // `111`: XOR.
+        // `11`: XOR.
         self.mantissa = None;
         let r = &mut self.reader;
         if r.read_bit(stream).ok_or(truncated)? {
@@ -478,13 +777,13 @@ impl Decoder {
             if leading + significant > 64 {
                 return Err(malformed("leading zeros and significant bits exceed 64"));
             }
-            self.window = Some(XorWindow {
+            self.xor_window = Some(XorWindow {
                 leading,
                 trailing: 64 - leading - significant,
             });
         }
         let w = self
-            .window
+            .xor_window
             .ok_or_else(|| malformed("XOR window reused before one was set"))?;
         let significant = 64 - w.leading - w.trailing;
         let xor = r.read_bits(stream, significant).ok_or(truncated)? & low_mask(significant);

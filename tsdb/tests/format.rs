@@ -52,7 +52,7 @@ fn golden_chunk_decodes_and_reencodes_identically() {
     for s in &samples {
         chunk.append(s.t, s.v);
     }
-    let path = data_path("chunk-xor-v2.bin");
+    let path = data_path("chunk-xor-v3.bin");
     if regenerate() {
         std::fs::write(&path, chunk.bytes()).unwrap();
     }

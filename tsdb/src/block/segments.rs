@@ -19,10 +19,10 @@ pub(crate) const SEGMENT_HEADER_LEN: usize = 8;
 /// Prometheus; chunk offsets must also fit the lower 32 bits of a reference.
 pub(crate) const MAX_SEGMENT_SIZE: u64 = 512 * 1024 * 1024;
 
-/// Encoding byte of [`crate::chunk::XorChunk`] bytes. Encoding 1 was the
-/// chunk format before decimal value coding; it was never released and is
-/// no longer read.
-pub(crate) const ENCODING_XOR: u8 = 2;
+/// Encoding byte of [`crate::chunk::XorChunk`] bytes. Encodings 1 (plain
+/// Gorilla) and 2 (delta-of-delta timestamps, decimal deltas without
+/// windows) were never released and are no longer read.
+pub(crate) const ENCODING_XOR: u8 = 3;
 
 /// The file name of segment `number` (`000001`, ...).
 pub(crate) fn segment_file_name(number: u32) -> String {

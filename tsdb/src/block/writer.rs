@@ -146,9 +146,20 @@ impl BlockWriter {
                 return Err(invalid("chunks overlap or are out of order".to_string()));
             }
             prev_max_t = Some(c.max_t);
-            let decoded = ChunkIter::new(c.bytes).map_err(|e| invalid(e.to_string()))?;
-            num_samples += decoded.num_samples() as u64;
-            let chunk_ref = self.segments()?.write_chunk(ENCODING_XOR, c.bytes)?;
+            let samples: Vec<Sample> = ChunkIter::new(c.bytes)
+                .map_err(|e| invalid(e.to_string()))?
+                .collect();
+            num_samples += samples.len() as u64;
+            // Blocks are written once and read many times: re-encode with
+            // windows measured over the whole chunk (smaller than the head's
+            // incrementally learned ones).
+            let dense = XorChunk::dense(&samples);
+            let bytes = if dense.bytes().len() < c.bytes.len() {
+                dense.bytes()
+            } else {
+                c.bytes
+            };
+            let chunk_ref = self.segments()?.write_chunk(ENCODING_XOR, bytes)?;
             metas.push(ChunkMeta {
                 min_t: c.min_t,
                 max_t: c.max_t,

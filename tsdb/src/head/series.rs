@@ -129,13 +129,20 @@ impl MemSeries {
             None => true,
         };
         if must_cut {
-            if let Some(full) = state.open.take() {
-                state.closed.push(ClosedChunk {
-                    min_t: full.min_t(),
-                    max_t: full.max_t(),
-                    bytes: Arc::from(full.bytes()),
-                });
-            }
+            let next = match state.open.take() {
+                Some(full) => {
+                    state.closed.push(ClosedChunk {
+                        min_t: full.min_t(),
+                        max_t: full.max_t(),
+                        bytes: Arc::from(full.bytes()),
+                    });
+                    // The next chunk starts with what this one learned about
+                    // the series (interval, jitter, value steps).
+                    XorChunk::after(&full)
+                }
+                None => XorChunk::new(),
+            };
+            state.open = Some(next);
             state.next_cut_t = rules.range_end(sample.t);
         }
         let chunk = state.open.get_or_insert_with(XorChunk::new);
