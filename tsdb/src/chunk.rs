@@ -206,6 +206,12 @@ impl XorChunk {
     /// again.
     pub fn after(prev: &XorChunk) -> Self {
         let mut chunk = XorChunk::new();
+        // The next chunk of a series is about as large as the last one:
+        // growing by doubling would copy it several times and leave up to
+        // half of it unused.
+        chunk
+            .writer
+            .reserve(prev.bytes().len().saturating_sub(HEADER_LEN) + MAX_SAMPLE_BYTES);
         if prev.num_samples >= 2 {
             chunk.interval = prev.interval;
             chunk.grid = prev.grid;

@@ -5,26 +5,33 @@
 /// header) are kept; new bits start at the next byte boundary.
 #[derive(Debug, Clone)]
 pub(crate) struct BitWriter {
+    /// The written bytes followed by at least [`ZERO_TAIL`] zero bytes, so
+    /// that a write can OR a 64-bit word and one more byte in place.
     bytes: Vec<u8>,
-    /// Unused low bits of the last byte, 0..=7 (0 when the last byte is full
-    /// or there is none).
-    free_bits: u32,
+    /// Bits written, prefix included.
+    bit_len: usize,
 }
 
+/// Zero bytes kept after the written ones.
+const ZERO_TAIL: usize = 9;
+
 impl BitWriter {
-    pub(crate) fn with_prefix(prefix: Vec<u8>) -> Self {
+    pub(crate) fn with_prefix(mut prefix: Vec<u8>) -> Self {
+        let bit_len = prefix.len() * 8;
+        prefix.resize(prefix.len() + ZERO_TAIL, 0);
         BitWriter {
             bytes: prefix,
-            free_bits: 0,
+            bit_len,
         }
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.bit_len.div_ceil(8)]
     }
 
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes
+        let len = self.bit_len.div_ceil(8);
+        &mut self.bytes[..len]
     }
 
     pub(crate) fn write_bit(&mut self, bit: bool) {
@@ -32,24 +39,42 @@ impl BitWriter {
     }
 
     /// Writes the low `n` bits of `value` (`n <= 64`), most significant first.
+    #[inline]
     pub(crate) fn write_bits(&mut self, value: u64, n: u32) {
         debug_assert!(n <= 64);
-        let mut left = n;
-        while left > 0 {
-            if self.free_bits == 0 {
-                self.bytes.push(0);
-                self.free_bits = 8;
-            }
-            let take = left.min(self.free_bits);
-            let part = (value >> (left - take)) & low_mask(take);
-            // `take <= free_bits <= 8`, so `part` fits into the free low bits.
-            let shifted = (part << (self.free_bits - take)) as u8;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= shifted;
-            }
-            self.free_bits -= take;
-            left -= take;
+        if n == 0 {
+            return;
         }
+        let byte = self.bit_len / 8;
+        let offset = (self.bit_len % 8) as u32;
+        // The bits at the top of a word, then shifted to the write position.
+        let aligned = (value & low_mask(n)) << (64 - n);
+        // `bytes` holds ZERO_TAIL bytes from `byte` on (invariant).
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&self.bytes[byte..byte + 8]);
+        let merged = u64::from_be_bytes(word) | (aligned >> offset);
+        self.bytes[byte..byte + 8].copy_from_slice(&merged.to_be_bytes());
+        if offset + n > 64 {
+            self.bytes[byte + 8] |= ((aligned << (64 - offset)) >> 56) as u8;
+        }
+        self.bit_len += n as usize;
+        let needed = self.bit_len / 8 + ZERO_TAIL;
+        if self.bytes.len() < needed {
+            self.grow(needed);
+        }
+    }
+
+    /// Extends the zero tail to `needed` bytes, using the whole allocation
+    /// so that this happens rarely.
+    #[cold]
+    fn grow(&mut self, needed: usize) {
+        self.bytes.reserve(needed.saturating_sub(self.bytes.len()));
+        self.bytes.resize(self.bytes.capacity(), 0);
+    }
+
+    /// Reserves room for `additional` more bytes.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.bytes.reserve(additional);
     }
 
     /// Writes a signed LEB128 varint with zig-zag encoding, byte by byte.
