@@ -27,8 +27,10 @@ use scraper::relabel::RelabelConfig;
 use serde::Deserialize;
 
 mod autoscaling;
+pub mod metrics_api;
 
 pub use autoscaling::{AutoscalerConfig, KubernetesApiConfig};
+pub use metrics_api::MetricsApiConfig;
 
 /// The configuration used when `sextant serve` gets no `--config`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("config/default.yml");
@@ -67,6 +69,9 @@ pub struct Config {
     /// Sextant's recommender: the workloads to recommend for.
     #[serde(default, deserialize_with = "null_default")]
     pub autoscaler: AutoscalerConfig,
+    /// Sextant's Kubernetes custom and external metrics APIs.
+    #[serde(default, deserialize_with = "null_default")]
+    pub metrics_api: MetricsApiConfig,
 }
 
 /// `global`: defaults for the other sections.
@@ -665,6 +670,13 @@ impl Config {
         if let Some(dir) = path.parent() {
             config.resolve_paths(dir);
         }
+        // The adapter file is read once paths are resolved.
+        if config.metrics_api.adapter_config_file.is_some() {
+            config
+                .metrics_api
+                .rule_set()
+                .map_err(|e| anyhow!("{}: metrics_api: {e}", path.display()))?;
+        }
         Ok(config)
     }
 
@@ -773,6 +785,7 @@ impl Config {
         }
         self.otlp.validate(scheme).map_err(|e| at(None, e))?;
         self.autoscaler.validate(text)?;
+        self.metrics_api.validate()?;
         Ok(())
     }
 
@@ -804,6 +817,7 @@ impl Config {
         for scrape in &mut self.scrape_configs {
             scrape.resolve_paths(dir);
         }
+        self.metrics_api.resolve_paths(dir);
         for am in &mut self.alerting.alertmanagers {
             for sd in &mut am.file_sd_configs {
                 for file in &mut sd.files {

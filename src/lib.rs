@@ -9,6 +9,7 @@ pub mod config;
 pub mod float;
 pub mod kubernetes;
 pub mod metrics;
+pub mod metrics_api;
 pub mod remote;
 pub mod remote_backend;
 pub mod rules;

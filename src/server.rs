@@ -10,6 +10,7 @@
 pub mod agent;
 mod config;
 pub mod http;
+mod metrics_api;
 pub mod recommender;
 mod rules;
 mod scrape;
@@ -57,6 +58,9 @@ pub struct ServeOptions {
     pub enable_remote_write_receiver: bool,
     /// `Some`: run as an agent ([`agent::AgentServer`]) with these settings.
     pub agent: Option<agent::AgentSettings>,
+    /// Serve the Kubernetes metrics APIs here (wins over the config's
+    /// `metrics_api.listen_address`).
+    pub metrics_api_listen: Option<String>,
 }
 
 impl ServeOptions {
@@ -73,6 +77,7 @@ impl ServeOptions {
             max_samples: 50_000_000,
             enable_remote_write_receiver: false,
             agent: None,
+            metrics_api_listen: None,
         }
     }
 }
@@ -100,6 +105,7 @@ pub struct Server {
     rules: rules::Rules,
     recommender: recommender::RecommenderService,
     scraping: Scraping,
+    metrics_api: Option<metrics_api::MetricsApiService>,
 }
 
 impl Server {
@@ -201,6 +207,13 @@ impl Server {
             metadata: Box::new(Vec::new),
         };
         let recommender = start_recommender(&loaded.config, &backend, &clock, &registry).await?;
+        let metrics_api = metrics_api::MetricsApiService::start(
+            &loaded.config.metrics_api,
+            options.metrics_api_listen.as_deref(),
+            Arc::clone(&backend),
+            Arc::clone(&clock),
+        )
+        .await?;
         let api = Arc::new(
             Api::new(backend, Arc::clone(&info), Arc::clone(&clock), sources)
                 .with_rules(rules.source())
@@ -234,12 +247,18 @@ impl Server {
             rules,
             recommender,
             scraping,
+            metrics_api,
         })
     }
 
     /// The address the HTTP server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the metrics APIs' HTTPS listener, when serving them.
+    pub fn metrics_api_addr(&self) -> Option<SocketAddr> {
+        self.metrics_api.as_ref().map(|m| m.addr())
     }
 
     /// Serves until SIGINT, SIGTERM or `stop`, reloading the configuration
@@ -274,6 +293,7 @@ impl Server {
             rules,
             recommender,
             scraping,
+            metrics_api,
             ..
         } = self;
         // Scraping stops first so that nothing appends while the database
@@ -281,6 +301,12 @@ impl Server {
         let mut shutdown = Shutdown::new()
             .then("scrape", move || async move {
                 scraping.stop().await;
+                Ok(())
+            })
+            .then("metrics api", move || async move {
+                if let Some(metrics_api) = metrics_api {
+                    metrics_api.stop().await;
+                }
                 Ok(())
             })
             .then("http", move || async move {
@@ -316,6 +342,7 @@ impl Server {
         // changed yet when they are.
         let outcome = async {
             let loaded = self.config_source.load().map_err(|e| format!("{e:#}"))?;
+            let metrics_api_rules = metrics_api::MetricsApiService::check(&loaded.config.metrics_api)?;
             self.rules.reload(&loaded.config)?;
             if let Some(remote_write) = &self.remote_write {
                 remote_write
@@ -334,6 +361,9 @@ impl Server {
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             self.recommender.reconfigure(&loaded.config.autoscaler);
+            if let Some(metrics_api) = &self.metrics_api {
+                metrics_api.install(metrics_api_rules).await;
+            }
             Ok::<_, String>(loaded)
         }
         .await;

@@ -83,6 +83,11 @@ pub struct ServeArgs {
         default_value = "4h"
     )]
     pub agent_max_wal_time: String,
+    /// Serve the Kubernetes custom and external metrics APIs over HTTPS on
+    /// this address (default: the config's `metrics_api.listen_address`;
+    /// neither: not served).
+    #[arg(long = "metrics-api.listen-address", value_name = "ADDR")]
+    pub metrics_api_listen: Option<String>,
 }
 
 impl ServeArgs {
@@ -136,6 +141,7 @@ impl ServeArgs {
             max_concurrent_queries: self.max_concurrent_queries,
             max_samples: self.max_samples,
             enable_remote_write_receiver: self.enable_remote_write_receiver,
+            metrics_api_listen: self.metrics_api_listen,
         })
     }
 }

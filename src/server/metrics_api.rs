@@ -1,0 +1,99 @@
+//! The metrics APIs' HTTPS listener, when `metrics_api.listen_address` (or
+//! `--metrics-api.listen-address`) is set: rules compiled from the config, a
+//! first discovery before the listener opens, relisting in the background.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tsdb::clock::Clock;
+
+use crate::backend::LocalBackend;
+use crate::config::MetricsApiConfig;
+use crate::metrics_api::{MetricsApi, Relister, http, rules::RuleSet, tls};
+
+/// The running APIs.
+pub struct MetricsApiService {
+    addr: SocketAddr,
+    api: Arc<MetricsApi<LocalBackend>>,
+    relister: Relister,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl MetricsApiService {
+    /// Starts the APIs if an address is configured; `listen` overrides the
+    /// config's.
+    ///
+    /// # Errors
+    /// Bad rules, an unusable certificate, an address in use.
+    pub async fn start(
+        config: &MetricsApiConfig,
+        listen: Option<&str>,
+        backend: Arc<LocalBackend>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Option<MetricsApiService>> {
+        let Some(listen) = listen.or(config.listen_address.as_deref()) else {
+            return Ok(None);
+        };
+        let rules = config.rule_set().map_err(anyhow::Error::msg)?;
+        let tls_config = tls::server_config(
+            config.tls.cert_file.as_deref().map(Path::new),
+            config.tls.key_file.as_deref().map(Path::new),
+            &tls::default_hosts(),
+        )
+        .context("metrics API TLS")?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("metrics API: listening on {listen}"))?;
+        let addr = listener.local_addr()?;
+        let api = Arc::new(MetricsApi::new(backend, clock, rules, config.max_age));
+        let state = api.relist().await;
+        let relister = api.start_relisting(config.relist_interval);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(tls::serve(
+            listener,
+            tls_config,
+            http::router(Arc::clone(&api)),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        tracing::info!(address = %addr, metrics = state.catalog.len(), "Serving the Kubernetes custom and external metrics APIs.");
+        Ok(Some(MetricsApiService {
+            addr,
+            api,
+            relister,
+            stop,
+            task,
+        }))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Checks the rules of a reloaded config without applying them.
+    ///
+    /// # Errors
+    /// The rules do not compile.
+    pub fn check(config: &MetricsApiConfig) -> Result<RuleSet, String> {
+        config.rule_set()
+    }
+
+    /// Applies reloaded rules (the address and certificate need a restart).
+    pub async fn install(&self, rules: RuleSet) {
+        self.api.install(rules).await;
+    }
+
+    /// Stops relisting, then the listener (open connections get a few seconds).
+    pub async fn stop(self) {
+        self.relister.stop().await;
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
