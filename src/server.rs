@@ -298,17 +298,17 @@ impl Server {
         } = self;
         // Scraping stops first so that nothing appends while the database
         // is committed and closed.
-        let mut shutdown = Shutdown::new()
-            .then("scrape", move || async move {
-                scraping.stop().await;
+        let mut shutdown = Shutdown::new().then("scrape", move || async move {
+            scraping.stop().await;
+            Ok(())
+        });
+        if let Some(metrics_api) = metrics_api {
+            shutdown = shutdown.then("metrics api", move || async move {
+                metrics_api.stop().await;
                 Ok(())
-            })
-            .then("metrics api", move || async move {
-                if let Some(metrics_api) = metrics_api {
-                    metrics_api.stop().await;
-                }
-                Ok(())
-            })
+            });
+        }
+        let mut shutdown = shutdown
             .then("http", move || async move {
                 let _ = http_stop.send(());
                 http_task.await??;
@@ -342,7 +342,8 @@ impl Server {
         // changed yet when they are.
         let outcome = async {
             let loaded = self.config_source.load().map_err(|e| format!("{e:#}"))?;
-            let metrics_api_rules = metrics_api::MetricsApiService::check(&loaded.config.metrics_api)?;
+            let metrics_api_rules =
+                metrics_api::MetricsApiService::check(&loaded.config.metrics_api)?;
             self.rules.reload(&loaded.config)?;
             if let Some(remote_write) = &self.remote_write {
                 remote_write

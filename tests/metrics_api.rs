@@ -116,9 +116,11 @@ fn write_cluster(dir: &Path, now: i64) {
             app.append(None, &Labels::from_pairs(pairs), Sample::new(t, v))
                 .unwrap();
         };
-        for (pod, app_label, in_flight) in
-            [("web-a", "web", 2.5), ("web-b", "web", 3.0), ("db-0", "db", 0.25)]
-        {
+        for (pod, app_label, in_flight) in [
+            ("web-a", "web", 2.5),
+            ("web-b", "web", 3.0),
+            ("db-0", "db", 0.25),
+        ] {
             let base = [("namespace", "shop"), ("pod", pod)];
             put(
                 &[&[("__name__", "http_requests_in_flight")], &base[..]].concat(),
@@ -133,13 +135,25 @@ fn write_cluster(dir: &Path, now: i64) {
                 1.0,
             );
         }
-        let web_a = [("namespace", "shop"), ("pod", "web-a"), ("container", "app")];
+        let web_a = [
+            ("namespace", "shop"),
+            ("pod", "web-a"),
+            ("container", "app"),
+        ];
         put(
-            &[&[("__name__", "container_memory_working_set_bytes")], &web_a[..]].concat(),
+            &[
+                &[("__name__", "container_memory_working_set_bytes")],
+                &web_a[..],
+            ]
+            .concat(),
             2.0 * 1024.0 * 1024.0 * 1024.0,
         );
         put(
-            &[&[("__name__", "container_cpu_usage_seconds_total")], &web_a[..]].concat(),
+            &[
+                &[("__name__", "container_cpu_usage_seconds_total")],
+                &web_a[..],
+            ]
+            .concat(),
             0.5 * 15.0 * i,
         );
         put(
@@ -180,7 +194,12 @@ async fn kubectl_raw(server: &str, kubeconfig: &Path, path: &str) -> (bool, Stri
         .env("KUBECONFIG", kubeconfig)
         // With no credentials at all kubectl prompts for a username; the
         // server ignores the token (it does not authenticate).
-        .args(["--server", server, "--insecure-skip-tls-verify", "--token=unused"])
+        .args([
+            "--server",
+            server,
+            "--insecure-skip-tls-verify",
+            "--token=unused",
+        ])
         .args(["get", "--raw", path])
         .stdin(std::process::Stdio::null())
         .output()
@@ -262,7 +281,11 @@ async fn kubectl_reads_custom_and_external_metrics() {
         ("pods/memory_working_set_bytes", true),
         ("pods/cpu_usage", true),
     ] {
-        assert_eq!(resources.get(name), Some(&namespaced), "{name} in {resources:?}");
+        assert_eq!(
+            resources.get(name),
+            Some(&namespaced),
+            "{name} in {resources:?}"
+        );
     }
     assert!(list.resources.iter().all(|r| r.kind == "MetricValueList"));
     let (_, body) = get("/apis/external.metrics.k8s.io/v1beta1").await;
@@ -321,21 +344,24 @@ async fn kubectl_reads_custom_and_external_metrics() {
     );
 
     // A rate through the adapter's cAdvisor counter rule: half a core.
-    let (ok, body) = get("/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/web-a/cpu_usage").await;
+    let (ok, body) =
+        get("/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/web-a/cpu_usage").await;
     assert!(ok, "{body}");
     let list: MetricValueListV2 = serde_json::from_str(&body).unwrap();
     let cpu = autoscaler::quantity::Quantity::parse(value_of(&list.items[0].value)).unwrap();
     assert!((499..=500).contains(&cpu.milli_value()), "{body}");
 
     // The namespace itself.
-    let (ok, body) = get(
-        "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/metrics/http_requests_in_flight",
-    )
-    .await;
+    let (ok, body) =
+        get("/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/metrics/http_requests_in_flight")
+            .await;
     assert!(ok, "{body}");
     let list: MetricValueListV2 = serde_json::from_str(&body).unwrap();
     assert_eq!(value_of(&list.items[0].value), "5750m");
-    assert_eq!(list.items[0].described_object.kind.as_deref(), Some("Namespace"));
+    assert_eq!(
+        list.items[0].described_object.kind.as_deref(),
+        Some("Namespace")
+    );
 
     // External metrics, with and without a matching selector.
     let (ok, body) = get(
@@ -354,23 +380,29 @@ async fn kubectl_reads_custom_and_external_metrics() {
     assert_eq!(list.items[0].window, None);
     // The adapter's rule sums `by ()`: no labels left.
     assert!(list.items[0].metric_labels.is_empty(), "{body}");
-    let (_, body) = get(
-        "/apis/external.metrics.k8s.io/v1beta1/namespaces/other/orders_queue_length",
-    )
-    .await;
+    let (_, body) =
+        get("/apis/external.metrics.k8s.io/v1beta1/namespaces/other/orders_queue_length").await;
     let list: ExternalMetricValueList = serde_json::from_str(&body).unwrap();
     assert!(list.items.is_empty());
 
     // Errors: kubectl reports them; the bodies are Status objects.
-    let (ok, message) = get("/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/nope").await;
+    let (ok, message) =
+        get("/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/nope").await;
     assert!(!ok);
-    assert!(message.contains("NotFound") || message.contains("could not find"), "{message}");
+    assert!(
+        message.contains("NotFound") || message.contains("could not find"),
+        "{message}"
+    );
     let client = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .build()
         .unwrap();
     for (path, code, reason) in [
-        ("/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/nope", 404, "NotFound"),
+        (
+            "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/nope",
+            404,
+            "NotFound",
+        ),
         (
             "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/http_requests_in_flight?labelSelector=a%3D%3D%3D",
             400,

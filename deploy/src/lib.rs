@@ -337,11 +337,25 @@ mod tests {
             .clone();
         assert!(args.contains(&format!("--config={}/{key}", config_mount.mount_path)));
         // The selector matches the pod template and the Service.
-        let labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        let labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap();
         for (k, v) in spec.selector.match_labels.as_ref().unwrap() {
             assert_eq!(labels.get(k), Some(v));
         }
-        for (k, v) in o.services[0].spec.as_ref().unwrap().selector.as_ref().unwrap() {
+        for (k, v) in o.services[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .as_ref()
+            .unwrap()
+        {
             assert_eq!(labels.get(k), Some(v));
         }
     }
@@ -400,7 +414,14 @@ mod tests {
         assert!(final_stage.contains("\nUSER 65532:65532"));
         assert!(final_stage.contains("EXPOSE 9090 6443"));
         let o = objects();
-        let pod = o.stateful_sets[0].spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let pod = o.stateful_sets[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .clone()
+            .unwrap();
         let ports: Vec<i32> = pod.containers[0]
             .ports
             .as_ref()

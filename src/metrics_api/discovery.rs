@@ -160,10 +160,13 @@ pub async fn discover<B: QueryBackend>(
             match &rule.discovery {
                 Discovery::Fixed { name, resources } => {
                     if external {
-                        catalog.external.entry(name.clone()).or_insert(ExternalEntry {
-                            rule: index,
-                            series: name.clone(),
-                        });
+                        catalog
+                            .external
+                            .entry(name.clone())
+                            .or_insert(ExternalEntry {
+                                rule: index,
+                                series: name.clone(),
+                            });
                         continue;
                     }
                     let namespaces = GroupResource::namespaces();

@@ -31,7 +31,7 @@ use super::{Error, MetricsApi};
 pub fn router<B: QueryBackend + 'static>(api: Arc<MetricsApi<B>>) -> Router {
     Router::new()
         .route("/apis", get(apis))
-        .route("/apis/{group}", get(group::<B>))
+        .route("/apis/{group}", get(group))
         .route("/apis/{group}/{version}", get(version::<B>))
         .route("/apis/{group}/{version}/{*rest}", get(metric::<B>))
         .route("/healthz", get(ok))
@@ -75,7 +75,7 @@ fn known_version(group: &str, version: &str) -> bool {
     }
 }
 
-async fn group<B: QueryBackend + 'static>(Path(group): Path<String>) -> Result<Response, Error> {
+async fn group(Path(group): Path<String>) -> Result<Response, Error> {
     if group != CUSTOM_GROUP && group != EXTERNAL_GROUP {
         return Err(not_found().await);
     }
@@ -357,8 +357,7 @@ async fn external<B: QueryBackend + 'static>(
     label_selector: &Selector,
 ) -> Result<serde_json::Value, Error> {
     let state = api.state();
-    let not_found =
-        || Error::NotFound(format!("the server could not find the metric {metric}"));
+    let not_found = || Error::NotFound(format!("the server could not find the metric {metric}"));
     let entry = state.catalog.external(metric).ok_or_else(not_found)?;
     let rule = state.rules.external.get(entry.rule).ok_or_else(not_found)?;
     let mut matchers = Vec::new();
@@ -432,43 +431,90 @@ metrics:
         let mut app = head.appender();
         let series: &[(&[(&str, &str)], f64)] = &[
             (
-                &[("__name__", "http_requests_in_flight"), ("namespace", "shop"), ("pod", "web-a"), ("job", "app")],
+                &[
+                    ("__name__", "http_requests_in_flight"),
+                    ("namespace", "shop"),
+                    ("pod", "web-a"),
+                    ("job", "app"),
+                ],
                 2.5,
             ),
             (
-                &[("__name__", "http_requests_in_flight"), ("namespace", "shop"), ("pod", "web-b"), ("job", "app")],
+                &[
+                    ("__name__", "http_requests_in_flight"),
+                    ("namespace", "shop"),
+                    ("pod", "web-b"),
+                    ("job", "app"),
+                ],
                 3.0,
             ),
             (
-                &[("__name__", "http_requests_in_flight"), ("namespace", "shop"), ("pod", "db-0"), ("job", "db")],
+                &[
+                    ("__name__", "http_requests_in_flight"),
+                    ("namespace", "shop"),
+                    ("pod", "db-0"),
+                    ("job", "db"),
+                ],
                 0.25,
             ),
             (
-                &[("__name__", "http_requests_in_flight"), ("namespace", "other"), ("pod", "x"), ("job", "app")],
+                &[
+                    ("__name__", "http_requests_in_flight"),
+                    ("namespace", "other"),
+                    ("pod", "x"),
+                    ("job", "app"),
+                ],
                 1000.0,
             ),
             (
-                &[("__name__", "http_requests_total"), ("namespace", "shop"), ("pod", "web-a")],
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("namespace", "shop"),
+                    ("pod", "web-a"),
+                ],
                 7.0,
             ),
             (
-                &[("__name__", "kube_pod_labels"), ("namespace", "shop"), ("pod", "web-a"), ("label_app", "web")],
+                &[
+                    ("__name__", "kube_pod_labels"),
+                    ("namespace", "shop"),
+                    ("pod", "web-a"),
+                    ("label_app", "web"),
+                ],
                 1.0,
             ),
             (
-                &[("__name__", "kube_pod_labels"), ("namespace", "shop"), ("pod", "web-b"), ("label_app", "web")],
+                &[
+                    ("__name__", "kube_pod_labels"),
+                    ("namespace", "shop"),
+                    ("pod", "web-b"),
+                    ("label_app", "web"),
+                ],
                 1.0,
             ),
             (
-                &[("__name__", "kube_pod_labels"), ("namespace", "shop"), ("pod", "db-0"), ("label_app", "db")],
+                &[
+                    ("__name__", "kube_pod_labels"),
+                    ("namespace", "shop"),
+                    ("pod", "db-0"),
+                    ("label_app", "db"),
+                ],
                 1.0,
             ),
             (
-                &[("__name__", "queue_messages"), ("namespace", "shop"), ("queue", "orders")],
+                &[
+                    ("__name__", "queue_messages"),
+                    ("namespace", "shop"),
+                    ("queue", "orders"),
+                ],
                 42.0,
             ),
             (
-                &[("__name__", "queue_messages"), ("namespace", "shop"), ("queue", "billing")],
+                &[
+                    ("__name__", "queue_messages"),
+                    ("namespace", "shop"),
+                    ("queue", "billing"),
+                ],
                 8.0,
             ),
         ];
@@ -625,14 +671,19 @@ metrics:
     #[tokio::test]
     async fn metric_label_selectors_filter_series_and_are_echoed() {
         let router = api().await;
-        let base = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/http_requests_in_flight";
+        let base =
+            "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/http_requests_in_flight";
         let (_, list) = get(&router, &format!("{base}?metricLabelSelector=job%3Ddb")).await;
         assert_eq!(values(&list), pairs(&[("db-0", "250m")]));
         assert_eq!(
             list["items"][0]["metric"]["selector"],
             json!({"matchLabels": {"job": "db"}})
         );
-        let (_, list) = get(&router, &format!("{base}?metricLabelSelector=job+in+(nope)")).await;
+        let (_, list) = get(
+            &router,
+            &format!("{base}?metricLabelSelector=job+in+(nope)"),
+        )
+        .await;
         assert_eq!(list["items"], json!([]));
     }
 
@@ -721,9 +772,16 @@ metrics:
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        let (status, _) = get(&router, "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/nope").await;
+        let (status, _) = get(
+            &router,
+            "/apis/external.metrics.k8s.io/v1beta1/namespaces/shop/nope",
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, body) = get(&router, "/openapi/v2").await;
-        assert_eq!((status, &body["kind"]), (StatusCode::NOT_FOUND, &json!("Status")));
+        assert_eq!(
+            (status, &body["kind"]),
+            (StatusCode::NOT_FOUND, &json!("Status"))
+        );
     }
 }

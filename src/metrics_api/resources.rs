@@ -76,10 +76,31 @@ const KNOWN: &[Known] = &[
         "v1",
         true,
     ),
-    known("deployment", "deployments", "apps", "Deployment", "v1", true),
-    known("statefulset", "statefulsets", "apps", "StatefulSet", "v1", true),
+    known(
+        "deployment",
+        "deployments",
+        "apps",
+        "Deployment",
+        "v1",
+        true,
+    ),
+    known(
+        "statefulset",
+        "statefulsets",
+        "apps",
+        "StatefulSet",
+        "v1",
+        true,
+    ),
     known("daemonset", "daemonsets", "apps", "DaemonSet", "v1", true),
-    known("replicaset", "replicasets", "apps", "ReplicaSet", "v1", true),
+    known(
+        "replicaset",
+        "replicasets",
+        "apps",
+        "ReplicaSet",
+        "v1",
+        true,
+    ),
     known("job", "jobs", "batch", "Job", "v1", true),
     known("cronjob", "cronjobs", "batch", "CronJob", "v1", true),
     known(
@@ -323,9 +344,9 @@ pub fn split_template(text: &str) -> Result<Vec<Part<'_>>, String> {
             return Err(format!("template {text:?}: unclosed action \"<<\""));
         };
         let action = after[..end].trim();
-        let field = action.strip_prefix('.').filter(|f| {
-            !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        });
+        let field = action
+            .strip_prefix('.')
+            .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         match field {
             Some(field) => parts.push(Part::Field(field)),
             None => {
@@ -383,7 +404,10 @@ mod tests {
             Some(GroupResource::pods())
         );
         assert_eq!(
-            mapper.resource_for_label("microservice").unwrap().to_string(),
+            mapper
+                .resource_for_label("microservice")
+                .unwrap()
+                .to_string(),
             "deployments.apps"
         );
         assert_eq!(
@@ -395,8 +419,8 @@ mod tests {
             Some("namespace".into())
         );
 
-        let kube = ResourceMapper::new(BTreeMap::new(), Some("kube_<<.Group>>_<<.Resource>>"))
-            .unwrap();
+        let kube =
+            ResourceMapper::new(BTreeMap::new(), Some("kube_<<.Group>>_<<.Resource>>")).unwrap();
         assert_eq!(
             kube.resource_for_label("kube_apps_deployment")
                 .unwrap()

@@ -81,8 +81,7 @@ impl Naming {
     /// A bad regex; more than one capture group and no `as`.
     pub fn new(matches: &str, as_: &str) -> Result<Naming, String> {
         let pattern = if matches.is_empty() { ".*" } else { matches };
-        let matches =
-            Regex::new(pattern).map_err(|e| format!("name.matches {pattern:?}: {e}"))?;
+        let matches = Regex::new(pattern).map_err(|e| format!("name.matches {pattern:?}: {e}"))?;
         let as_ = if as_.is_empty() {
             match matches.captures_len() - 1 {
                 0 => "$0".to_string(),
@@ -380,7 +379,10 @@ mod tests {
             RuleSet::compile(&file.rules, &file.external_rules, &[]).unwrap_err()
         };
         let e = bad("rules:\n- seriesQuery: 'sum(up)'\n  metricsQuery: '<<.Series>>'\n");
-        assert!(e.contains("rules[0]") && e.contains("series selector"), "{e}");
+        assert!(
+            e.contains("rules[0]") && e.contains("series selector"),
+            "{e}"
+        );
         let e = bad(
             "rules:\n- seriesQuery: up\n  seriesFilters: [{is: '('}]\n  metricsQuery: '<<.Series>>'\n",
         );

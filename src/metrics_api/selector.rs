@@ -336,8 +336,9 @@ mod tests {
 
     #[test]
     fn parses_every_operator() {
-        let s = Selector::parse("app=web, tier != db,env in (a, b),x notin (c),canary,!legacy,k==v")
-            .unwrap();
+        let s =
+            Selector::parse("app=web, tier != db,env in (a, b),x notin (c),canary,!legacy,k==v")
+                .unwrap();
         let ops: Vec<Op> = s.requirements.iter().map(|r| r.op).collect();
         assert_eq!(
             ops,
@@ -379,7 +380,10 @@ mod tests {
             })
         );
         assert!(Selector::parse("").unwrap().is_empty());
-        assert_eq!(Selector::parse("").unwrap().to_json(), serde_json::Value::Null);
+        assert_eq!(
+            Selector::parse("").unwrap().to_json(),
+            serde_json::Value::Null
+        );
         assert_eq!(Selector::parse("a=").unwrap().requirements[0].values, [""]);
     }
 

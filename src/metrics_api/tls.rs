@@ -59,7 +59,10 @@ fn load_pem(
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| Error::Tls(format!("reading {}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!("{} holds no certificate", cert.display())));
+        return Err(Error::Tls(format!(
+            "{} holds no certificate",
+            cert.display()
+        )));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| Error::Tls(format!("reading {}: {e}", key.display())))?;
@@ -73,13 +76,20 @@ fn self_signed(
     let certified = rcgen::generate_simple_self_signed(hosts.to_vec())
         .map_err(|e| Error::Tls(format!("generating a self-signed certificate: {e}")))?;
     let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-    Ok((vec![certified.cert.der().clone()], PrivateKeyDer::Pkcs8(key)))
+    Ok((
+        vec![certified.cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key),
+    ))
 }
 
 /// The names a self-signed certificate is made for: the in-cluster Service
 /// names a deployment uses, plus loopback.
 pub fn default_hosts() -> Vec<String> {
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let mut hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     if let (Ok(service), Ok(namespace)) = (
         std::env::var("SEXTANT_SERVICE_NAME"),
         std::env::var("SEXTANT_NAMESPACE"),
@@ -116,8 +126,7 @@ pub async fn serve(
         let service = TowerToHyperService::new(router.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "Metrics API: TLS handshake failed.");
@@ -190,7 +199,10 @@ mod tests {
         std::fs::write(&other_key, two.signing_key.serialize_pem()).unwrap();
         assert!(server_config(Some(&cert), Some(&key), &[]).is_ok());
         let mismatch = server_config(Some(&cert), Some(&other_key), &[]).unwrap_err();
-        assert!(mismatch.to_string().contains("certificate and key"), "{mismatch}");
+        assert!(
+            mismatch.to_string().contains("certificate and key"),
+            "{mismatch}"
+        );
         let missing = server_config(Some(&dir.path().join("nope")), Some(&key), &[]).unwrap_err();
         assert!(missing.to_string().contains("nope"), "{missing}");
         std::fs::write(&cert, "not pem").unwrap();

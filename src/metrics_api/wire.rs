@@ -280,7 +280,11 @@ mod tests {
             timestamp_ms: 1_748_779_200_000,
             value: 2.5,
         };
-        let v2 = metric_value_list("v1beta2", std::slice::from_ref(&item), &serde_json::Value::Null);
+        let v2 = metric_value_list(
+            "v1beta2",
+            std::slice::from_ref(&item),
+            &serde_json::Value::Null,
+        );
         assert_eq!(
             v2,
             json!({"kind":"MetricValueList","apiVersion":"custom.metrics.k8s.io/v1beta2","metadata":{},

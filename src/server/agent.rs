@@ -79,6 +79,7 @@ pub fn check_agent_config(config: &Config) -> anyhow::Result<()> {
         ("remote_read", !config.remote_read.is_empty()),
         ("storage.tsdb", config.storage.tsdb.is_some()),
         ("autoscaler", config.autoscaler != Default::default()),
+        ("metrics_api", config.metrics_api != Default::default()),
     ];
     match refused.iter().find(|(_, used)| *used) {
         Some((field, _)) => anyhow::bail!("field {field} is not allowed in agent mode"),
