@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-pub use record::{DecodeRecordError, Record, RefSample, RefSeries};
+pub use record::{DecodeRecordError, Record, RefSample, RefSeries, decode as decode_record};
 use segment::{HEADER_LEN, io_error};
 
 use crate::model::SeriesRef;

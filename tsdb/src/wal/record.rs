@@ -148,7 +148,7 @@ pub(crate) fn frame_crc(header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) -> u32 
 }
 
 /// Decodes the payload of a record whose checksum has been verified.
-pub(crate) fn decode(record_type: u8, payload: &[u8]) -> Result<Record, DecodeRecordError> {
+pub fn decode(record_type: u8, payload: &[u8]) -> Result<Record, DecodeRecordError> {
     let mut r = Reader { buf: payload };
     match record_type {
         TYPE_SERIES => {
