@@ -12,16 +12,23 @@
 # libFuzzer leaves in <fuzz dir>/artifacts/<target>/ (crash-*, oom-*,
 # timeout-*, leak-*); the script lists them and exits 1 when there is any.
 #
-# Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain, or
+# the stable one with RUSTC_BOOTSTRAP=1 (used when no nightly is installed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-120}"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 
 if ! cargo "+$toolchain" fuzz --version >/dev/null 2>&1; then
-    echo "fuzz.sh: cargo-fuzz on the $toolchain toolchain is missing:" >&2
-    echo "  rustup toolchain install $toolchain && cargo install cargo-fuzz" >&2
-    exit 2
+    if [ -z "${FUZZ_TOOLCHAIN:-}" ] && cargo fuzz --version >/dev/null 2>&1; then
+        toolchain="$(rustup show active-toolchain | cut -d' ' -f1)"
+        export RUSTC_BOOTSTRAP=1
+        echo "fuzz.sh: no nightly toolchain; using $toolchain with RUSTC_BOOTSTRAP=1"
+    else
+        echo "fuzz.sh: cargo-fuzz on the $toolchain toolchain is missing:" >&2
+        echo "  cargo install cargo-fuzz (and a nightly toolchain, or stable with RUSTC_BOOTSTRAP=1)" >&2
+        exit 2
+    fi
 fi
 
 mapfile -t fuzz_dirs < <(grep -rl --include=Cargo.toml -E '^cargo-fuzz *= *true' . \
