@@ -1,5 +1,6 @@
-//! Any bytes as a chunk: opening validates, iterating and seeking never panic,
-//! and timestamps come out strictly increasing.
+//! Any bytes as a chunk: opening validates, iterating and seeking never panic.
+//! (The codec represents any timestamp sequence, wrapping ones included, so
+//! decoded garbage need not be increasing; the head never writes such chunks.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,12 +11,9 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(mut iter) = ChunkIter::new(bytes) else {
         return;
     };
-    let mut last = i64::MIN;
-    let mut n = 0usize;
+    let mut last = 0i64;
     while let Some(sample) = SampleIterator::next(&mut iter) {
-        assert!(n == 0 || sample.t > last, "timestamps must increase");
         last = sample.t;
-        n += 1;
     }
     if let Ok(mut iter) = ChunkIter::new(bytes) {
         let _ = iter.seek(last / 2);

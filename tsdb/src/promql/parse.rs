@@ -643,7 +643,7 @@ impl<'a> Locator<'a> {
 
     /// The modifier written right after the selector that ends here.
     fn take_extension(&mut self) -> Option<Extension> {
-        let mut end = self.cursor;
+        let mut end = self.cursor.min(self.text.len());
         while end > 0 && self.text[end - 1].is_ascii_whitespace() {
             end -= 1;
         }
@@ -660,8 +660,10 @@ impl<'a> Locator<'a> {
             if c.is_ascii_whitespace() {
                 self.cursor += 1;
             } else if c == b'#' {
+                // A comment ends at a line end, `\r` included, as in
+                // Prometheus's lexer.
                 while let Some(c) = self.peek() {
-                    if c == b'\n' {
+                    if c == b'\n' || c == b'\r' {
                         break;
                     }
                     self.cursor += 1;
@@ -682,6 +684,8 @@ impl<'a> Locator<'a> {
     }
 
     fn word(&mut self) -> &'a [u8] {
+        // A skip may have stepped past the end (an escape at the very end).
+        self.cursor = self.cursor.min(self.text.len());
         let start = self.cursor;
         while let Some(c) = self.peek() {
             if c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'.' {
@@ -956,6 +960,16 @@ mod tests {
         let mut out = Vec::new();
         walk(&parse(query, QueryTimes::default()).unwrap().expr, &mut out);
         out
+    }
+
+    /// Found by `tsdb/fuzz` (`promql`): a comment ended by `\r` made the
+    /// locator run past the end of the text and panic.
+    #[test]
+    fn comments_end_at_carriage_returns_too() {
+        assert_eq!(positions("#\rB-C#\t1"), vec![2, 2, 4]);
+        for query in ["x{a=\"\\", "#\r\"\\", "a #\r+ b"] {
+            let _ = parse(query, QueryTimes::default());
+        }
     }
 
     #[test]
