@@ -515,14 +515,7 @@ async fn start_recommender(
 
 /// Closes the database once nothing else holds it.
 async fn close_db(db: Arc<Db>) -> anyhow::Result<()> {
-    // Tasks that just finished (a connection, a scrape loop) may still be
-    // dropping their handles: give them a moment.
-    for _ in 0..200 {
-        if Arc::strong_count(&db) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_sole_owner(&db).await;
     tokio::task::spawn_blocking(move || match Arc::try_unwrap(db) {
         Ok(db) => db.close().context("closing the database"),
         Err(db) => {
@@ -533,6 +526,18 @@ async fn close_db(db: Arc<Db>) -> anyhow::Result<()> {
         }
     })
     .await?
+}
+
+/// Waits up to two seconds for the other handles of `storage` to go: tasks
+/// that just finished (a connection, a scrape loop) may still be dropping
+/// theirs when their stage has stopped.
+async fn wait_until_sole_owner<T>(storage: &Arc<T>) {
+    for _ in 0..200 {
+        if Arc::strong_count(storage) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The flags `status/flags` reports, under Prometheus's names.

@@ -30,7 +30,7 @@ use tsdb::wal::tail;
 use super::config::ConfigSource;
 use super::http::{self, Lifecycle, ReloadRequest};
 use super::scrape::Scraping;
-use super::{ServeOptions, start_remote_write_queues};
+use super::{ServeOptions, start_remote_write_queues, wait_until_sole_owner};
 use crate::api::{Api, HeadStatus, ServerInfo, Sources};
 use crate::backend::LocalBackend;
 use crate::config::Config;
@@ -357,12 +357,7 @@ fn no_local_data() -> Arc<LocalBackend> {
 }
 
 async fn close(db: Arc<AgentDb>) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if Arc::strong_count(&db) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_sole_owner(&db).await;
     tokio::task::spawn_blocking(move || match Arc::try_unwrap(db) {
         Ok(db) => db.close().context("closing the agent WAL"),
         Err(db) => {
