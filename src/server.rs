@@ -368,20 +368,29 @@ impl Server {
             Ok::<_, String>(loaded)
         }
         .await;
-        match outcome {
-            Ok(loaded) => {
-                self.info.config_loaded(loaded.shown, self.clock.now_ms());
-                tracing::info!("Configuration reloaded.");
-                Ok(())
-            }
-            Err(error) => {
-                self.info.config_reload_failed();
-                tracing::error!(
-                    error,
-                    "Configuration reload failed; keeping the running one."
-                );
-                Err(error)
-            }
+        record_reload(&self.info, self.clock.as_ref(), outcome)
+    }
+}
+
+/// Records a reload's outcome for `status` and the log; the outcome again.
+fn record_reload(
+    info: &ServerInfo,
+    clock: &dyn Clock,
+    outcome: Result<config::Loaded, String>,
+) -> Result<(), String> {
+    match outcome {
+        Ok(loaded) => {
+            info.config_loaded(loaded.shown, clock.now_ms());
+            tracing::info!("Configuration reloaded.");
+            Ok(())
+        }
+        Err(error) => {
+            info.config_reload_failed();
+            tracing::error!(
+                error,
+                "Configuration reload failed; keeping the running one."
+            );
+            Err(error)
         }
     }
 }

@@ -30,7 +30,7 @@ use tsdb::wal::tail;
 use super::config::ConfigSource;
 use super::http::{self, Lifecycle, ReloadRequest};
 use super::scrape::Scraping;
-use super::{ServeOptions, start_remote_write_queues, wait_until_sole_owner};
+use super::{ServeOptions, record_reload, start_remote_write_queues, wait_until_sole_owner};
 use crate::api::{Api, HeadStatus, ServerInfo, Sources};
 use crate::backend::LocalBackend;
 use crate::config::Config;
@@ -326,21 +326,7 @@ impl AgentServer {
             Ok::<_, String>(loaded)
         }
         .await;
-        match outcome {
-            Ok(loaded) => {
-                self.info.config_loaded(loaded.shown, self.clock.now_ms());
-                tracing::info!("Configuration reloaded.");
-                Ok(())
-            }
-            Err(error) => {
-                self.info.config_reload_failed();
-                tracing::error!(
-                    error,
-                    "Configuration reload failed; keeping the running one."
-                );
-                Err(error)
-            }
-        }
+        record_reload(&self.info, self.clock.as_ref(), outcome)
     }
 }
 
