@@ -100,6 +100,8 @@ fn targets() -> TargetsSnapshot {
             pool: "node".into(),
             discovered_labels: discovered("b:9100", "node"),
         }],
+        // As with keep_dropped_targets: 1, one of two dropped targets kept.
+        dropped_counts: [("node".to_string(), 2), ("sextant".to_string(), 0)].into(),
     }
 }
 
@@ -583,7 +585,7 @@ async fn targets_and_metadata() {
         server.get("/api/v1/targets?state=dropped").await,
         200,
         expect![[
-            r#"{"status":"success","data":{"activeTargets":[],"droppedTargets":[{"discoveredLabels":{"__address__":"b:9100","__metrics_path__":"/metrics","__scheme__":"http","job":"node"},"scrapePool":"node"}],"droppedTargetCounts":{"node":1}}}"#
+            r#"{"status":"success","data":{"activeTargets":[],"droppedTargets":[{"discoveredLabels":{"__address__":"b:9100","__metrics_path__":"/metrics","__scheme__":"http","job":"node"},"scrapePool":"node"}],"droppedTargetCounts":{"node":2,"sextant":0}}}"#
         ]],
     );
     check(
@@ -592,7 +594,7 @@ async fn targets_and_metadata() {
             .await,
         200,
         expect![[
-            r#"{"status":"success","data":{"activeTargets":[{"discoveredLabels":{"__address__":"localhost:9090","__metrics_path__":"/metrics","__scheme__":"http","job":"sextant"},"labels":{"instance":"localhost:9090","job":"sextant"},"scrapePool":"sextant","scrapeUrl":"http://localhost:9090/metrics","globalUrl":"http://localhost:9090/metrics","lastError":"","lastScrape":"0001-01-01T00:00:00Z","lastScrapeDuration":0.0,"health":"unknown","scrapeInterval":"15s","scrapeTimeout":"10s"}],"droppedTargets":[],"droppedTargetCounts":{"node":1}}}"#
+            r#"{"status":"success","data":{"activeTargets":[{"discoveredLabels":{"__address__":"localhost:9090","__metrics_path__":"/metrics","__scheme__":"http","job":"sextant"},"labels":{"instance":"localhost:9090","job":"sextant"},"scrapePool":"sextant","scrapeUrl":"http://localhost:9090/metrics","globalUrl":"http://localhost:9090/metrics","lastError":"","lastScrape":"0001-01-01T00:00:00Z","lastScrapeDuration":0.0,"health":"unknown","scrapeInterval":"15s","scrapeTimeout":"10s"}],"droppedTargets":[],"droppedTargetCounts":null}}"#
         ]],
     );
     check(

@@ -212,7 +212,7 @@ async fn scrapes_follow_discovery_and_reloads() {
     let targets_file = dir.path().join("targets.json");
     let with_exporter = format!(
         r#"[{{"targets": ["{address}"], "labels": {{"zone": "z1"}}}},
-            {{"targets": ["127.0.0.1:1"], "labels": {{"drop_me": "yes"}}}}]"#
+            {{"targets": ["127.0.0.1:1", "127.0.0.1:2"], "labels": {{"drop_me": "yes"}}}}]"#
     );
     std::fs::write(&targets_file, &with_exporter).unwrap();
     let config = dir.path().join("sextant.yml");
@@ -224,6 +224,7 @@ global:
   scrape_interval: 1s
 scrape_configs:
   - job_name: files
+    keep_dropped_targets: 1
     file_sd_configs:
       - files: ['{}']
         refresh_interval: 1s
@@ -302,7 +303,8 @@ scrape_configs:
     let dropped = targets["data"]["droppedTargets"].as_array().unwrap();
     assert_eq!(dropped.len(), 1, "{targets}");
     assert_eq!(dropped[0]["discoveredLabels"]["__address__"], "127.0.0.1:1");
-    assert_eq!(targets["data"]["droppedTargetCounts"]["files"], 1);
+    // keep_dropped_targets: 1 keeps one of the two, both are counted.
+    assert_eq!(targets["data"]["droppedTargetCounts"]["files"], 2);
 
     // The scrape pool's figures on /metrics.
     let metrics = reqwest::get(format!("{}/metrics", server.base))
@@ -313,8 +315,8 @@ scrape_configs:
         .unwrap();
     for line in [
         "sextant_target_scrape_pool_targets{scrape_job=\"files\"} 1",
-        "sextant_target_scrape_pool_dropped_targets{scrape_job=\"files\"} 1",
-        "sextant_sd_discovered_targets{config=\"files\"} 2",
+        "sextant_target_scrape_pool_dropped_targets{scrape_job=\"files\"} 2",
+        "sextant_sd_discovered_targets{config=\"files\"} 3",
         "sextant_target_scrape_pools_total 1",
         "sextant_target_scrapes_exceeded_sample_limit_total 0",
     ] {

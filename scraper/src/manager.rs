@@ -59,7 +59,7 @@ pub struct PoolFigures {
     pub job: String,
     /// Active targets (scraped, or failing over `target_limit`).
     pub targets: usize,
-    /// Targets relabeling dropped.
+    /// Targets relabeling dropped (kept for the targets API or not).
     pub dropped: usize,
     /// Discovered targets, before relabeling.
     pub discovered: usize,
@@ -74,8 +74,11 @@ pub struct PoolFigures {
 pub struct TargetsView {
     /// Job name and target, by job.
     pub active: Vec<(String, TargetStatus)>,
-    /// Job name and dropped target, by job.
+    /// Job name and dropped target, by job (at most `keep_dropped_targets`
+    /// per job).
     pub dropped: Vec<(String, DroppedTarget)>,
+    /// Every job's count of dropped targets, kept or not (zeros included).
+    pub dropped_counts: BTreeMap<String, usize>,
 }
 
 struct Job {
@@ -290,6 +293,8 @@ impl ScrapeManager {
                     .iter()
                     .map(|target| (name.clone(), target.clone())),
             );
+            view.dropped_counts
+                .insert(name.clone(), job.pool.dropped_count());
         }
         view
     }
@@ -304,7 +309,7 @@ impl ScrapeManager {
             .map(|(name, job)| PoolFigures {
                 job: name.clone(),
                 targets: job.pool.targets().len(),
-                dropped: job.pool.dropped_targets().len(),
+                dropped: job.pool.dropped_count(),
                 discovered: sets
                     .get(name)
                     .map_or(0, |groups| groups.iter().map(|g| g.targets.len()).sum()),

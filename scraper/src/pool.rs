@@ -21,7 +21,7 @@ use crate::discovery::TargetGroup;
 use crate::exposition::{Format, accept_header};
 use crate::relabel::{self, RelabelConfig};
 use crate::scrape_loop::{
-    Fetch, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, ScrapeStats, Stop,
+    Fetch, Fetched, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, ScrapeStats, Stop,
     TargetOptions,
 };
 use crate::target::{DroppedTarget, Target, targets_from_group};
@@ -103,6 +103,9 @@ pub struct PoolOptions {
     pub fallback_format: Option<Format>,
     /// Most active targets; more makes every target of the pool fail.
     pub target_limit: usize,
+    /// Most dropped targets kept for the targets API (all are counted);
+    /// 0: all.
+    pub keep_dropped_targets: usize,
 }
 
 impl PoolOptions {
@@ -130,6 +133,7 @@ impl PoolOptions {
                 ScrapeProtocol::PrometheusProto => None,
             }),
             target_limit: limit(config.target_limit),
+            keep_dropped_targets: limit(config.keep_dropped_targets),
         }
     }
 
@@ -179,6 +183,29 @@ struct RunningLoop {
     last_report: Arc<Mutex<Option<ScrapeReport>>>,
 }
 
+/// The error every loop of a pool reports instead of scraping while the
+/// pool is over its `target_limit` (Prometheus's "forced error").
+type ForcedError = Arc<Mutex<Option<ScrapeError>>>;
+
+/// A pool's fetcher: fails at once, without a request, while the pool has
+/// a forced error. The loop then handles it as any failed scrape: the
+/// previous scrape's series get staleness markers and `up` is 0, as
+/// Prometheus's `scrapeAndReport` does with a forced error.
+pub struct PoolFetcher<F> {
+    inner: F,
+    forced: ForcedError,
+}
+
+impl<F: Fetch> Fetch for PoolFetcher<F> {
+    async fn fetch(&self) -> Result<Fetched, ScrapeError> {
+        let forced = self.forced.lock().clone();
+        match forced {
+            Some(error) => Err(error),
+            None => self.inner.fetch().await,
+        }
+    }
+}
+
 /// The scrape loops of one scrape config.
 pub struct ScrapePool<M: MakeFetcher> {
     options: PoolOptions,
@@ -188,9 +215,12 @@ pub struct ScrapePool<M: MakeFetcher> {
     clock: Arc<dyn Clock>,
     offset_seed: u64,
     loops: HashMap<u64, RunningLoop>,
-    /// Targets over `target_limit`, shown with the error.
-    over_limit: Vec<TargetStatus>,
+    /// Shared by every loop of the pool.
+    forced: ForcedError,
+    /// Dropped targets, at most `keep_dropped_targets` of them.
     dropped: Vec<DroppedTarget>,
+    /// Every dropped target of the last sync.
+    dropped_count: usize,
     stats: Option<Arc<ScrapeStats>>,
 }
 
@@ -236,8 +266,9 @@ impl<M: MakeFetcher> ScrapePool<M> {
             clock,
             offset_seed,
             loops: HashMap::new(),
-            over_limit: Vec::new(),
+            forced: ForcedError::default(),
             dropped: Vec::new(),
+            dropped_count: 0,
             stats: None,
         }
     }
@@ -264,41 +295,24 @@ impl<M: MakeFetcher> ScrapePool<M> {
         self.sync(active, dropped);
     }
 
-    /// Makes the running loops those of `targets` (duplicates counted once):
-    /// loops of vanished targets stop with staleness markers, new targets get
-    /// a loop, the others keep theirs. Beyond `target_limit`, no target is
-    /// scraped: every loop stops and each target shows the error.
+    /// Makes the running loops those of `targets` (duplicates counted once),
+    /// as Prometheus's `scrapePool.sync`: loops of vanished targets stop with
+    /// staleness markers, new targets get a loop, the others keep theirs
+    /// (with the latest discovered labels). Beyond `target_limit` every loop
+    /// of the pool keeps its schedule but fails each scrape with the
+    /// `target_limit exceeded` error (`up` 0, staleness markers for what the
+    /// target had) until the pool is back under the limit. Of `dropped`, the
+    /// first `keep_dropped_targets` are kept; all are counted.
     /// Must be called inside a tokio runtime.
-    pub fn sync(&mut self, targets: Vec<Target>, dropped: Vec<DroppedTarget>) {
+    pub fn sync(&mut self, targets: Vec<Target>, mut dropped: Vec<DroppedTarget>) {
+        self.dropped_count = dropped.len();
+        if self.options.keep_dropped_targets > 0 {
+            dropped.truncate(self.options.keep_dropped_targets);
+        }
         self.dropped = dropped;
         let mut wanted: HashMap<u64, Target> = HashMap::new();
         for target in targets {
             wanted.entry(target.hash()).or_insert(target);
-        }
-        self.over_limit.clear();
-        let limit = self.options.target_limit;
-        if limit > 0 && wanted.len() > limit {
-            let error = ScrapeError::TargetLimit {
-                targets: wanted.len(),
-                limit,
-            };
-            tracing::warn!(%error, "scrape pool over its target limit");
-            if let Some(stats) = &self.stats {
-                stats
-                    .exceeded_target_limit
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            for (_, running) in self.loops.drain() {
-                let _ = running.stop.send(Stop::MarkStale);
-            }
-            self.over_limit = wanted
-                .into_values()
-                .map(|target| TargetStatus {
-                    target,
-                    last_report: Some(ScrapeReport::failed(error.clone())),
-                })
-                .collect();
-            return;
         }
         let gone: Vec<u64> = self
             .loops
@@ -313,15 +327,21 @@ impl<M: MakeFetcher> ScrapePool<M> {
             }
         }
         for (hash, target) in wanted {
-            if self.loops.contains_key(&hash) {
+            if let Some(running) = self.loops.get_mut(&hash) {
+                // Same labels and URL; the discovered labels may differ.
+                running.target = target;
                 continue;
             }
             let options = self
                 .options
                 .target_options(&target, self.metric_relabel.clone());
+            let fetcher = PoolFetcher {
+                inner: self.fetchers.make(&target),
+                forced: Arc::clone(&self.forced),
+            };
             let mut scrape_loop = ScrapeLoop::new(
                 options,
-                self.fetchers.make(&target),
+                fetcher,
                 Arc::clone(&self.storage),
                 Arc::clone(&self.clock),
             );
@@ -341,6 +361,27 @@ impl<M: MakeFetcher> ScrapePool<M> {
                 },
             );
         }
+        *self.forced.lock() = self.target_limit_error();
+    }
+
+    /// The error of a pool with more targets than `target_limit`, counted
+    /// once per sync as Prometheus's `refreshTargetLimitErr`.
+    fn target_limit_error(&self) -> Option<ScrapeError> {
+        let limit = self.options.target_limit;
+        if limit == 0 || self.loops.len() <= limit {
+            return None;
+        }
+        let error = ScrapeError::TargetLimit {
+            targets: self.loops.len(),
+            limit,
+        };
+        tracing::warn!(%error, "scrape pool over its target limit");
+        if let Some(stats) = &self.stats {
+            stats
+                .exceeded_target_limit
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(error)
     }
 
     /// The active targets with their latest scrape, sorted by URL.
@@ -352,7 +393,6 @@ impl<M: MakeFetcher> ScrapePool<M> {
                 target: running.target.clone(),
                 last_report: running.last_report.lock().clone(),
             })
-            .chain(self.over_limit.iter().cloned())
             .collect();
         out.sort_by(|a, b| {
             a.target
@@ -364,9 +404,14 @@ impl<M: MakeFetcher> ScrapePool<M> {
         out
     }
 
-    /// Targets relabeling dropped.
+    /// Targets relabeling dropped, at most `keep_dropped_targets` of them.
     pub fn dropped_targets(&self) -> &[DroppedTarget] {
         &self.dropped
+    }
+
+    /// Every target relabeling dropped at the last sync, kept or not.
+    pub fn dropped_count(&self) -> usize {
+        self.dropped_count
     }
 
     /// Stops every loop and waits for them: [`Stop::Keep`] on shutdown or

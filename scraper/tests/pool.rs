@@ -11,7 +11,7 @@ use common::MemStorage;
 use scraper::config::{ScrapeConfig, ScrapeDefaults};
 use scraper::discovery::TargetGroup;
 use scraper::pool::{MakeFetcher, PoolOptions, ScrapePool};
-use scraper::scrape_loop::{Fetch, Fetched, ScrapeError, Stop};
+use scraper::scrape_loop::{Fetch, Fetched, ScrapeError, ScrapeStats, Stop};
 use scraper::target::Target;
 use tsdb::clock::Clock;
 use tsdb::model::{Labels, is_stale_nan};
@@ -122,36 +122,99 @@ async fn the_pool_follows_its_targets() {
     assert!(!is_stale_nan(a_after.last().unwrap().v));
 }
 
+fn up(storage: &MemStorage, host: &str) -> Vec<tsdb::model::Sample> {
+    storage.samples(&[
+        ("__name__", "up"),
+        ("instance", &format!("{host}:80")),
+        ("job", "pool"),
+    ])
+}
+
+/// As Prometheus: over `target_limit` every loop keeps its schedule but
+/// fails each scrape with the error (`up` 0, staleness markers for what the
+/// target had); back under the limit, scraping resumes.
 #[tokio::test(start_paused = true)]
-async fn over_the_target_limit_no_target_is_scraped() {
-    let config = config("job_name: pool\nscrape_interval: 10s\ntarget_limit: 1\n");
+async fn over_the_target_limit_every_target_fails_until_back_under_it() {
+    let config = config("job_name: pool\nscrape_interval: 10s\ntarget_limit: 2\n");
     let storage = Arc::new(MemStorage::default());
     let clock = Arc::new(TokioClock(tokio::time::Instant::now()));
+    let stats = Arc::new(ScrapeStats::default());
     let mut pool = ScrapePool::new(
         PoolOptions::from_config(&config),
         Scripted,
         storage.clone(),
         clock,
         0,
-    );
+    )
+    .with_stats(stats.clone());
     pool.sync_groups(&[group(&["a:80", "b:80"])], &config);
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(pool.targets().iter().all(|t| t.health() == "up"));
+    assert_eq!(ScrapeStats::get(&stats.exceeded_target_limit), 0);
+
+    pool.sync_groups(&[group(&["a:80", "b:80", "c:80"])], &config);
+    tokio::time::sleep(Duration::from_secs(15)).await;
     let targets = pool.targets();
-    assert_eq!(targets.len(), 2);
+    assert_eq!(targets.len(), 3);
     for target in &targets {
         assert_eq!(target.health(), "down");
         let error = target.last_report.as_ref().unwrap().error.as_ref().unwrap();
         assert_eq!(
             error.to_string(),
-            "target_limit exceeded (number of targets: 2, limit: 1)"
+            "target_limit exceeded (number of targets: 3, limit: 2)"
         );
     }
-    assert!(storage.series().is_empty());
-    // Back under the limit: scraping starts.
-    pool.sync_groups(&[group(&["a:80"])], &config);
+    assert_eq!(ScrapeStats::get(&stats.exceeded_target_limit), 1);
+    for host in ["a", "b"] {
+        let served = served(&storage, host);
+        assert!(is_stale_nan(served.last().unwrap().v), "{host}: {served:?}");
+        assert_eq!(up(&storage, host).last().unwrap().v, 0.0);
+    }
+    assert!(served(&storage, "c").is_empty(), "c was never scraped");
+    let c_up = up(&storage, "c");
+    assert!(
+        !c_up.is_empty() && c_up.iter().all(|s| s.v == 0.0),
+        "{c_up:?}"
+    );
+
+    // Back under the limit: the same loops scrape again.
+    pool.sync_groups(&[group(&["a:80", "c:80"])], &config);
     tokio::time::sleep(Duration::from_secs(15)).await;
-    assert_eq!(pool.targets()[0].health(), "up");
+    assert!(pool.targets().iter().all(|t| t.health() == "up"));
+    assert_eq!(served(&storage, "a").last().unwrap().v, 1.0);
+    assert_eq!(served(&storage, "c").last().unwrap().v, 1.0);
+    assert_eq!(up(&storage, "a").last().unwrap().v, 1.0);
     pool.stop(Stop::Keep).await;
+}
+
+/// `keep_dropped_targets` bounds the dropped targets kept for the targets
+/// API; all of them are still counted.
+#[tokio::test(start_paused = true)]
+async fn keep_dropped_targets_bounds_the_kept_list_not_the_count() {
+    let yaml = "job_name: pool\nrelabel_configs:\n  - source_labels: [__address__]\n    regex: keep.*\n    action: keep\n";
+    let storage = Arc::new(MemStorage::default());
+    let clock = Arc::new(TokioClock(tokio::time::Instant::now()));
+    for (keep, kept) in [(0, 3), (2, 2), (5, 3)] {
+        let config = config(&format!("{yaml}keep_dropped_targets: {keep}\n"));
+        let mut pool = ScrapePool::new(
+            PoolOptions::from_config(&config),
+            Scripted,
+            storage.clone(),
+            clock.clone(),
+            0,
+        );
+        pool.sync_groups(&[group(&["keep:80", "x:80", "y:80", "z:80"])], &config);
+        assert_eq!(pool.targets().len(), 1);
+        assert_eq!(pool.dropped_targets().len(), kept, "keep {keep}");
+        assert_eq!(pool.dropped_count(), 3, "keep {keep}");
+        assert_eq!(
+            pool.dropped_targets()[0]
+                .discovered_labels
+                .get("__address__"),
+            Some("x:80")
+        );
+        pool.stop(Stop::Keep).await;
+    }
 }
 
 #[tokio::test]

@@ -20,7 +20,10 @@ use super::{Api, ok};
 #[derive(Debug, Clone, Default)]
 pub struct TargetsSnapshot {
     pub active: Vec<ActiveTarget>,
+    /// At most `keep_dropped_targets` per pool.
     pub dropped: Vec<DroppedTarget>,
+    /// Every pool's count of dropped targets, kept or not (zeros included).
+    pub dropped_counts: BTreeMap<String, usize>,
 }
 
 /// A target being scraped.
@@ -86,7 +89,9 @@ const NEVER: &str = "0001-01-01T00:00:00Z";
 struct TargetDiscovery {
     active_targets: Vec<ActiveJson>,
     dropped_targets: Vec<DroppedJson>,
-    dropped_target_counts: BTreeMap<String, usize>,
+    /// `null` unless dropped targets are asked for; never filtered by pool
+    /// (as Prometheus).
+    dropped_target_counts: Option<BTreeMap<String, usize>>,
 }
 
 #[derive(Serialize)]
@@ -131,12 +136,7 @@ pub async fn targets(State(api): State<Arc<Api>>, params: Params) -> Result<Resp
     snapshot
         .dropped
         .sort_by(|a, b| (&a.pool, &a.discovered_labels).cmp(&(&b.pool, &b.discovered_labels)));
-    let mut dropped_target_counts = BTreeMap::new();
-    for target in &snapshot.dropped {
-        *dropped_target_counts
-            .entry(target.pool.clone())
-            .or_insert(0) += 1;
-    }
+    let dropped_target_counts = show_dropped.then(|| snapshot.dropped_counts.clone());
     let active_targets = snapshot
         .active
         .iter()

@@ -109,8 +109,7 @@ fn targets_snapshot(manager: &ScrapeManager) -> TargetsSnapshot {
                     .and_then(|r| r.error.as_ref())
                     .map(ToString::to_string)
                     .unwrap_or_default(),
-                // A target failing before any scrape (over target_limit) has
-                // a report at time 0: never scraped.
+                // A report at time 0 is of a target never scraped.
                 last_scrape_ms: report.map(|r| r.time_ms).filter(|&t| t != 0),
                 last_scrape_duration: report.map(|r| r.duration).unwrap_or_default(),
                 interval: status.target.interval(),
@@ -126,7 +125,11 @@ fn targets_snapshot(manager: &ScrapeManager) -> TargetsSnapshot {
             discovered_labels: target.discovered_labels,
         })
         .collect();
-    TargetsSnapshot { active, dropped }
+    TargetsSnapshot {
+        active,
+        dropped,
+        dropped_counts: view.dropped_counts,
+    }
 }
 
 /// The scrape manager's figures on `/metrics`, under the names of

@@ -23,10 +23,7 @@ pub fn body(snapshot: &TargetsSnapshot, now_ms: i64) -> String {
     for target in &snapshot.active {
         pools.entry(target.pool.as_str()).or_default().push(target);
     }
-    let mut dropped: BTreeMap<&str, usize> = BTreeMap::new();
-    for target in &snapshot.dropped {
-        *dropped.entry(target.pool.as_str()).or_default() += 1;
-    }
+    let dropped = &snapshot.dropped_counts;
     let mut out = String::new();
     if pools.is_empty() {
         out.push_str(
@@ -42,7 +39,7 @@ pub fn body(snapshot: &TargetsSnapshot, now_ms: i64) -> String {
             if up == targets.len() { "ok" } else { "bad" },
             targets.len()
         );
-        if let Some(n) = dropped.get(pool) {
+        if let Some(n) = dropped.get(*pool).filter(|&&n| n > 0) {
             let _ = write!(
                 out,
                 "<p class=\"muted\">{n} discovered target(s) dropped by relabeling.</p>"
@@ -130,6 +127,7 @@ mod tests {
                 pool: "node".into(),
                 discovered_labels: Labels::default(),
             }],
+            dropped_counts: [("node".to_string(), 1), ("app".to_string(), 0)].into(),
         };
         let body = body(&snapshot, 10_000);
         let app = body.find("<h2>app ").unwrap();

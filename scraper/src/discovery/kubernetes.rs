@@ -11,16 +11,16 @@
 //!
 //! Roles and sources: node (`node/<name>`), pod (`pod/<ns>/<name>`), service
 //! (`svc/<ns>/<name>`), endpointslice (`endpointslice/<ns>/<name>`, enriched
-//! with its service's and its pods' labels). `attach_metadata` and the
-//! `endpoints` and `ingress` roles are not acted on yet; for endpointslice,
-//! container ports of a pod that no slice port covers get no extra targets.
+//! with its service's and its pods' labels, plus a target for each container
+//! port of those pods that no slice port covers). `attach_metadata` and the
+//! `endpoints` and `ingress` roles are not acted on yet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Container, ContainerPort, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::WatchStreamExt;
@@ -670,29 +670,57 @@ fn service_group(service: &Service) -> TargetGroup {
             );
         }
         if service_type == "LoadBalancer" {
-            let ip = service
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .and_then(|lb| lb.ingress.as_ref())
-                .and_then(|i| i.first())
-                .and_then(|i| i.ip.clone())
-                .unwrap_or_default();
-            target.set(format!("{META}service_loadbalancer_ip"), ip);
+            // As Prometheus: the requested address of the spec, not the
+            // status's ingress.
+            target.set(
+                format!("{META}service_loadbalancer_ip"),
+                spec.load_balancer_ip.clone().unwrap_or_default(),
+            );
         }
         group.targets.push(target.build());
     }
     group
 }
 
-fn bool_label(value: Option<bool>) -> &'static str {
-    if value.unwrap_or(false) {
-        "true"
-    } else {
-        "false"
-    }
+fn bool_label(value: bool) -> &'static str {
+    if value { "true" } else { "false" }
 }
 
+/// The container of `pod` declaring `port`, and that port.
+fn container_port(pod: &Pod, port: i32) -> Option<(&Container, &ContainerPort)> {
+    pod.spec.iter().flat_map(|s| &s.containers).find_map(|c| {
+        c.ports
+            .iter()
+            .flatten()
+            .find(|p| p.container_port == port)
+            .map(|p| (c, p))
+    })
+}
+
+fn set_container_port(target: &mut LabelSet, container: &Container, port: &ContainerPort) {
+    target.set(format!("{META}pod_container_name"), container.name.as_str());
+    target.set(
+        format!("{META}pod_container_image"),
+        container.image.clone().unwrap_or_default(),
+    );
+    target.set(
+        format!("{META}pod_container_port_name"),
+        port.name.clone().unwrap_or_default(),
+    );
+    target.set(
+        format!("{META}pod_container_port_number"),
+        port.container_port.to_string(),
+    );
+    target.set(
+        format!("{META}pod_container_port_protocol"),
+        port.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
+    );
+}
+
+/// One target per endpoint, port and address (in Prometheus's order),
+/// with the slice's, its service's and its pod's labels; then, as
+/// Prometheus, a target for each container port of those pods that no slice
+/// port covers.
 fn endpoint_slice_group<'p>(
     slice: &EndpointSlice,
     service: Option<&Service>,
@@ -718,6 +746,8 @@ fn endpoint_slice_group<'p>(
         targets: Vec::new(),
         labels: labels.build(),
     };
+    // Pods seen, with the slice ports that made targets for them.
+    let mut seen_pods: Vec<(&Pod, Vec<i32>)> = Vec::new();
     let ports = slice.ports.as_deref().unwrap_or(&[]);
     for endpoint in &slice.endpoints {
         let target_pod = endpoint
@@ -726,44 +756,59 @@ fn endpoint_slice_group<'p>(
             .filter(|r| r.kind.as_deref() == Some("Pod"))
             .and_then(|r| r.name.as_deref())
             .and_then(&pod);
-        for address in &endpoint.addresses {
-            for port in ports {
-                let port_number = port.port.unwrap_or(0);
+        for port in ports {
+            for address in &endpoint.addresses {
                 let mut target = LabelSet::default();
-                target.set(ADDRESS_LABEL, join_host_port(address, port_number));
-                target.set(format!("{META}endpointslice_port"), port_number.to_string());
-                target.set(
-                    format!("{META}endpointslice_port_name"),
-                    port.name.clone().unwrap_or_default(),
-                );
-                target.set(
-                    format!("{META}endpointslice_port_protocol"),
-                    port.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
-                );
+                let joined = match port.port {
+                    Some(number) => join_host_port(address, number),
+                    None => address.clone(),
+                };
+                target.set(ADDRESS_LABEL, joined);
+                if let Some(name) = &port.name {
+                    target.set(format!("{META}endpointslice_port_name"), name.as_str());
+                }
+                if let Some(protocol) = &port.protocol {
+                    target.set(
+                        format!("{META}endpointslice_port_protocol"),
+                        protocol.as_str(),
+                    );
+                }
+                if let Some(number) = port.port {
+                    target.set(format!("{META}endpointslice_port"), number.to_string());
+                }
                 if let Some(app_protocol) = &port.app_protocol {
                     target.set(
                         format!("{META}endpointslice_port_app_protocol"),
                         app_protocol.as_str(),
                     );
                 }
-                if let Some(conditions) = &endpoint.conditions {
-                    target.set(
-                        format!("{META}endpointslice_endpoint_conditions_ready"),
-                        bool_label(conditions.ready),
-                    );
-                    target.set(
-                        format!("{META}endpointslice_endpoint_conditions_serving"),
-                        bool_label(conditions.serving),
-                    );
-                    target.set(
-                        format!("{META}endpointslice_endpoint_conditions_terminating"),
-                        bool_label(conditions.terminating),
-                    );
+                let conditions = endpoint.conditions.as_ref();
+                for (condition, value) in [
+                    ("ready", conditions.and_then(|c| c.ready)),
+                    ("serving", conditions.and_then(|c| c.serving)),
+                    ("terminating", conditions.and_then(|c| c.terminating)),
+                ] {
+                    if let Some(value) = value {
+                        target.set(
+                            format!("{META}endpointslice_endpoint_conditions_{condition}"),
+                            bool_label(value),
+                        );
+                    }
                 }
                 if let Some(hostname) = &endpoint.hostname {
                     target.set(
                         format!("{META}endpointslice_endpoint_hostname"),
                         hostname.as_str(),
+                    );
+                }
+                if let Some(target_ref) = &endpoint.target_ref {
+                    target.set(
+                        format!("{META}endpointslice_address_target_kind"),
+                        target_ref.kind.clone().unwrap_or_default(),
+                    );
+                    target.set(
+                        format!("{META}endpointslice_address_target_name"),
+                        target_ref.name.clone().unwrap_or_default(),
                     );
                 }
                 if let Some(node_name) = &endpoint.node_name {
@@ -786,49 +831,44 @@ fn endpoint_slice_group<'p>(
                         "true",
                     );
                 }
-                if let Some(target_ref) = &endpoint.target_ref {
-                    target.set(
-                        format!("{META}endpointslice_address_target_kind"),
-                        target_ref.kind.clone().unwrap_or_default(),
-                    );
-                    target.set(
-                        format!("{META}endpointslice_address_target_name"),
-                        target_ref.name.clone().unwrap_or_default(),
-                    );
-                }
                 if let Some(pod) = target_pod {
                     target.0.extend(pod_labels(pod).0);
-                    let container_port =
-                        pod.spec.iter().flat_map(|s| &s.containers).find_map(|c| {
-                            c.ports
-                                .iter()
-                                .flatten()
-                                .find(|p| p.container_port == port_number)
-                                .map(|p| (c, p))
-                        });
-                    if let Some((container, container_port)) = container_port {
-                        target.set(format!("{META}pod_container_name"), container.name.as_str());
-                        target.set(
-                            format!("{META}pod_container_image"),
-                            container.image.clone().unwrap_or_default(),
-                        );
-                        target.set(
-                            format!("{META}pod_container_port_name"),
-                            container_port.name.clone().unwrap_or_default(),
-                        );
-                        target.set(
-                            format!("{META}pod_container_port_number"),
-                            port_number.to_string(),
-                        );
-                        target.set(
-                            format!("{META}pod_container_port_protocol"),
-                            container_port
-                                .protocol
-                                .clone()
-                                .unwrap_or_else(|| "TCP".to_string()),
-                        );
+                    if let Some((container, container_port)) =
+                        port.port.and_then(|number| container_port(pod, number))
+                    {
+                        set_container_port(&mut target, container, container_port);
+                    }
+                    let index = match seen_pods.iter().position(|(p, _)| std::ptr::eq(*p, pod)) {
+                        Some(index) => index,
+                        None => {
+                            seen_pods.push((pod, Vec::new()));
+                            seen_pods.len() - 1
+                        }
+                    };
+                    if let (Some(number), Some((_, covered))) =
+                        (port.port, seen_pods.get_mut(index))
+                    {
+                        covered.push(number);
                     }
                 }
+                group.targets.push(target.build());
+            }
+        }
+    }
+    for (pod, covered) in seen_pods {
+        let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+        let Some(pod_ip) = pod_ip.filter(|ip| !ip.is_empty()) else {
+            continue;
+        };
+        for container in pod.spec.iter().flat_map(|s| &s.containers) {
+            for port in container.ports.iter().flatten() {
+                if covered.contains(&port.container_port) {
+                    continue;
+                }
+                let mut target = LabelSet::default();
+                target.set(ADDRESS_LABEL, join_host_port(pod_ip, port.container_port));
+                set_container_port(&mut target, container, port);
+                target.0.extend(pod_labels(pod).0);
                 group.targets.push(target.build());
             }
         }
