@@ -2,9 +2,12 @@
 //! the [write-ahead log](crate::wal).
 //!
 //! - Series live in 16 shards keyed by a hash of their labels, so that many
-//!   scrape loops append concurrently; a second map per shard finds a
-//!   series by its [`SeriesRef`], so an append with a hint skips hashing
-//!   the labels.
+//!   scrape loops append concurrently. An append returns the series'
+//!   handle, a [`SeriesRef`] that indexes a slab of series directly
+//!   ([`table`]), so an append with a hint skips hashing altogether; a
+//!   handle outliving its series finds nothing, never another series.
+//! - An append checks the sample against the series' newest one without
+//!   locking; the commit locks each series once, to append to its chunk.
 //! - Label strings are interned; postings are roaring bitmaps over dense
 //!   per-head slots ([`index`]), and answer matchers, `label_names` and
 //!   `label_values`.
@@ -22,6 +25,7 @@
 
 mod index;
 mod series;
+mod table;
 
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -30,7 +34,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 
 use crate::Result;
 use crate::chunk::CutRules;
@@ -41,6 +45,7 @@ use crate::wal::{Record, RefSample, RefSeries, Wal, WalOptions};
 use index::MemIndex;
 pub(crate) use series::{Appendability, appendability};
 use series::{EmptyIterator, MemSeries};
+use table::SeriesTable;
 
 pub use series::{ChunkSeriesIterator, HeadChunk};
 
@@ -107,8 +112,10 @@ pub struct Head {
     options: HeadOptions,
     wal: Option<Wal>,
     by_hash: Box<[RwLock<HashShard>]>,
-    by_ref: Box<[RwLock<RefShard>]>,
+    /// Series by handle.
+    table: SeriesTable,
     index: RwLock<MemIndex>,
+    /// The next series' WAL reference.
     next_ref: AtomicU64,
     n_series: AtomicUsize,
     /// Oldest and newest sample; `i64::MAX`/`i64::MIN` when empty.
@@ -142,7 +149,7 @@ impl Head {
             options,
             wal: None,
             by_hash: (0..N_SHARDS).map(|_| RwLock::default()).collect(),
-            by_ref: (0..N_SHARDS).map(|_| RwLock::default()).collect(),
+            table: SeriesTable::default(),
             index: RwLock::default(),
             next_ref: AtomicU64::new(1),
             n_series: AtomicUsize::new(0),
@@ -172,6 +179,7 @@ impl Head {
         head.min_valid_t.store(min_valid_t, Ordering::Relaxed);
         let mut replay = Replay {
             head: &head,
+            series: FxHashMap::default(),
             aliases: FxHashMap::default(),
             unknown_refs: 0,
             n_samples: 0,
@@ -223,13 +231,11 @@ impl Head {
     /// Walks every series to add up its chunk bytes.
     pub fn chunk_stats(&self) -> ChunkStats {
         let mut stats = ChunkStats::default();
-        for shard in self.by_ref.iter() {
-            for series in shard.read().values() {
-                let (bytes, chunks) = series.chunk_bytes();
-                stats.chunk_bytes += bytes;
-                stats.n_chunks += chunks;
-            }
-        }
+        self.table.for_each(|series| {
+            let (bytes, chunks) = series.chunk_bytes();
+            stats.chunk_bytes += bytes;
+            stats.n_chunks += chunks;
+        });
         stats
     }
 
@@ -281,13 +287,28 @@ impl Head {
         let n_removed = self.truncate_memory(min_t);
         tracing::debug!(min_t, series_removed = n_removed, "Truncated the head");
         if let Some(wal) = &self.wal {
-            let aliases = self.wal_aliases.lock().clone();
-            let live =
-                |r: SeriesRef| self.series_by_ref(r).is_some() || aliases.contains_key(&r.get());
+            let live = self.live_wal_refs();
             let stats = wal.checkpoint(&live, min_t)?;
             tracing::debug!(?stats, "Checkpointed the WAL");
         }
         Ok(())
+    }
+
+    /// Which WAL references a checkpoint keeps: those of live series and
+    /// their aliases, and any created from now on (the checkpoint may cover
+    /// the segment their record goes to).
+    fn live_wal_refs(&self) -> impl Fn(SeriesRef) -> bool + use<> {
+        // Read first: a series with a smaller reference holds its hash
+        // shard's lock from taking the reference until it is listed there,
+        // so the walk below finds it.
+        let first_unlisted = self.next_ref.load(Ordering::Acquire);
+        let mut live: FxHashSet<u64> = self.wal_aliases.lock().keys().copied().collect();
+        for shard in self.by_hash.iter() {
+            shard.read().for_each(|_, series| {
+                live.insert(series.wal_ref.get());
+            });
+        }
+        move |r: SeriesRef| r.get() >= first_unlisted || live.contains(&r.get())
     }
 
     fn truncate_memory(&self, min_t: i64) -> usize {
@@ -309,9 +330,7 @@ impl Head {
             }
         }
         for series in &removed {
-            self.by_ref[ref_shard(series.series_ref)]
-                .write()
-                .remove(&series.series_ref.get());
+            self.table.remove(series.handle);
         }
         let mut index = self.index.write();
         for series in &removed {
@@ -397,13 +416,6 @@ impl Head {
         Ok(out)
     }
 
-    fn series_by_ref(&self, series_ref: SeriesRef) -> Option<Arc<MemSeries>> {
-        self.by_ref[ref_shard(series_ref)]
-            .read()
-            .get(&series_ref.get())
-            .cloned()
-    }
-
     /// The series with these labels, created (and logged to the WAL) if
     /// new.
     fn get_or_create(&self, labels: &Labels) -> Result<Arc<MemSeries>, AppendError> {
@@ -431,8 +443,8 @@ impl Head {
             });
         }
         let id = self.next_ref.fetch_add(1, Ordering::AcqRel);
-        let series_ref = SeriesRef::new(id).ok_or(AppendError::UnknownSeriesRef(id))?;
-        self.insert(&mut shard, hash, labels, series_ref)
+        let wal_ref = SeriesRef::new(id).ok_or(AppendError::UnknownSeriesRef(id))?;
+        self.insert(&mut shard, hash, labels, wal_ref)
     }
 
     /// Adds a new series to every map and logs it to the WAL before anyone
@@ -442,29 +454,30 @@ impl Head {
         shard: &mut HashShard,
         hash: u64,
         labels: &Labels,
-        series_ref: SeriesRef,
+        wal_ref: SeriesRef,
     ) -> Result<Arc<MemSeries>, AppendError> {
+        let full = || AppendError::SeriesLimitExceeded {
+            labels: labels.clone(),
+            limit: self.n_series.load(Ordering::Acquire),
+        };
         let mut index = self.index.write();
-        let slot = index
-            .allocate_slot()
-            .ok_or_else(|| AppendError::SeriesLimitExceeded {
-                labels: labels.clone(),
-                limit: u32::MAX as usize,
-            })?;
-        let labels = index.intern(labels);
-        let series = Arc::new(MemSeries::new(series_ref, labels, slot));
+        let slot = index.allocate_slot().ok_or_else(full)?;
+        let interned = index.intern(labels);
+        let Some(series) = self.table.insert(hash, |handle| {
+            Arc::new(MemSeries::new(wal_ref, handle, interned, slot))
+        }) else {
+            index.release_slot(slot);
+            return Err(full());
+        };
         if let Some(wal) = &self.wal {
             wal.log_series(&[RefSeries {
-                series_ref,
+                series_ref: wal_ref,
                 labels: series.labels.clone(),
             }]);
         }
         index.add(&series);
         drop(index);
         shard.insert(hash, Arc::clone(&series));
-        self.by_ref[ref_shard(series_ref)]
-            .write()
-            .insert(series_ref.get(), Arc::clone(&series));
         self.n_series.fetch_add(1, Ordering::AcqRel);
         Ok(series)
     }
@@ -517,8 +530,15 @@ impl Appender for HeadAppender<'_> {
                 min_t,
             });
         }
-        let series = match hint.and_then(|r| self.head.series_by_ref(r)) {
+        let series = match hint.and_then(|r| self.head.table.get(r)) {
             Some(series) => series,
+            // A handle whose series left the head, and nothing to find it
+            // again by.
+            None if labels.is_empty()
+                && let Some(r) = hint =>
+            {
+                return Err(AppendError::UnknownSeriesRef(r.get()));
+            }
             None => self.head.get_or_create(labels)?,
         };
         // A series appended twice in a row within the batch is checked
@@ -530,18 +550,18 @@ impl Appender for HeadAppender<'_> {
         };
         match appendability(last, sample) {
             Appendability::Append => {
-                let series_ref = series.series_ref;
+                let handle = series.handle;
                 self.pending.push(PendingSample { series, sample });
-                Ok(series_ref)
+                Ok(handle)
             }
-            Appendability::Duplicate => Ok(series.series_ref),
+            Appendability::Duplicate => Ok(series.handle),
             Appendability::OutOfOrder { last_t } => Err(AppendError::OutOfOrderSample {
-                labels: labels.clone(),
+                labels: series.labels.clone(),
                 t: sample.t,
                 last_t,
             }),
             Appendability::ConflictingValue { stored } => Err(AppendError::DuplicateSample {
-                labels: labels.clone(),
+                labels: series.labels.clone(),
                 t: sample.t,
                 stored,
                 new: sample.v,
@@ -570,7 +590,7 @@ impl Appender for HeadAppender<'_> {
                 .iter()
                 .filter(|p| p.sample.t >= min_valid_t)
                 .map(|p| RefSample {
-                    series_ref: p.series.series_ref,
+                    series_ref: p.series.wal_ref,
                     t: p.sample.t,
                     v: p.sample.v,
                 })
@@ -625,6 +645,8 @@ impl Querier for HeadQuerier<'_> {
 /// Rebuilds the head from WAL records.
 struct Replay<'a> {
     head: &'a Head,
+    /// Series by the WAL reference they were created under.
+    series: FxHashMap<u64, Arc<MemSeries>>,
     /// WAL references of series that were logged again under a new
     /// reference (removed by a truncation, then recreated, with no
     /// checkpoint in between).
@@ -652,7 +674,7 @@ impl Replay<'_> {
         let hash = labels_hash(&s.labels);
         let mut shard = head.by_hash[hash_shard(hash)].write();
         if let Some(existing) = shard.get(hash, &s.labels) {
-            if existing.series_ref != s.series_ref {
+            if existing.wal_ref != s.series_ref {
                 self.aliases
                     .insert(s.series_ref.get(), Arc::clone(existing));
             }
@@ -662,8 +684,11 @@ impl Replay<'_> {
             return;
         }
         // Only a head with four billion live series runs out of slots.
-        if let Err(e) = head.insert(&mut shard, hash, &s.labels, s.series_ref) {
-            tracing::warn!(error = %e, "Dropped a series during WAL replay");
+        match head.insert(&mut shard, hash, &s.labels, s.series_ref) {
+            Ok(series) => {
+                self.series.insert(s.series_ref.get(), series);
+            }
+            Err(e) => tracing::warn!(error = %e, "Dropped a series during WAL replay"),
         }
     }
 
@@ -677,15 +702,10 @@ impl Replay<'_> {
             if s.t < min_valid_t {
                 continue;
             }
-            let series = match head.series_by_ref(s.series_ref) {
-                Some(series) => series,
-                None => match self.aliases.get(&s.series_ref.get()) {
-                    Some(series) => Arc::clone(series),
-                    None => {
-                        self.unknown_refs += 1;
-                        continue;
-                    }
-                },
+            let r = s.series_ref.get();
+            let Some(series) = self.series.get(&r).or_else(|| self.aliases.get(&r)) else {
+                self.unknown_refs += 1;
+                continue;
             };
             if series.append(Sample::new(s.t, s.v), rules) {
                 appended += 1;
@@ -734,13 +754,6 @@ fn hash_shard(hash: u64) -> usize {
     // The top bits: the map inside the shard uses the low ones.
     (hash >> 60) as usize % N_SHARDS
 }
-
-fn ref_shard(series_ref: SeriesRef) -> usize {
-    (series_ref.get() % N_SHARDS as u64) as usize
-}
-
-/// Series of one shard by reference.
-type RefShard = FxHashMap<u64, Arc<MemSeries>>;
 
 /// Series of one shard by label hash. Hash collisions are rare, so the
 /// common case is one map entry per series, as Prometheus's

@@ -55,6 +55,13 @@ impl MemIndex {
         Some(slot)
     }
 
+    /// Gives back a slot no series was added at.
+    pub(crate) fn release_slot(&mut self, slot: u32) {
+        if self.slots.get(slot as usize).is_some_and(Option::is_none) {
+            self.free_slots.push(slot);
+        }
+    }
+
     /// Adds a series (with interned labels) at its slot.
     pub(crate) fn add(&mut self, series: &Arc<MemSeries>) {
         self.postings.add(series.slot, &series.labels);

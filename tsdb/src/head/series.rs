@@ -3,7 +3,7 @@
 //! queriers hand out over them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 
 use parking_lot::Mutex;
 
@@ -12,7 +12,12 @@ use crate::model::{Labels, Sample, SeriesRef};
 use crate::storage::SampleIterator;
 
 pub(crate) struct MemSeries {
-    pub(crate) series_ref: SeriesRef,
+    /// The series' reference in the WAL: never reused, stable across
+    /// restarts (replay recreates it).
+    pub(crate) wal_ref: SeriesRef,
+    /// What appends return: its position in the head's series table (see
+    /// [`super::table`]).
+    pub(crate) handle: SeriesRef,
     /// Interned labels.
     pub(crate) labels: Labels,
     /// Position in the head index's postings.
@@ -20,6 +25,9 @@ pub(crate) struct MemSeries {
     /// Set (under the head's truncation lock) when the series is dropped
     /// from the head; appenders holding it then look the labels up again.
     removed: AtomicBool,
+    /// The newest sample, readable without the lock (appends check against
+    /// it); written only under the lock.
+    last: LastSample,
     state: Mutex<SeriesState>,
 }
 
@@ -31,8 +39,58 @@ struct SeriesState {
     open: Option<XorChunk>,
     /// End of the open chunk as the cutting rules predict it.
     next_cut_t: i64,
-    /// Timestamp and value bits of the newest sample.
-    last: Option<(i64, u64)>,
+}
+
+/// Timestamp and value bits of a series' newest sample behind a sequence
+/// lock: one writer at a time (the series lock serializes them), readers
+/// never block and retry if a write overlapped their read.
+#[derive(Default)]
+struct LastSample {
+    /// 0: no sample; odd: a write is in progress; else even.
+    seq: AtomicU64,
+    t: AtomicI64,
+    bits: AtomicU64,
+}
+
+impl LastSample {
+    fn read(&self) -> Option<(i64, u64)> {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before == 0 {
+                return None;
+            }
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let t = self.t.load(Ordering::Relaxed);
+            let bits = self.bits.load(Ordering::Relaxed);
+            // Orders the data loads before the second sequence load.
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return Some((t, bits));
+            }
+        }
+    }
+
+    /// Only under the series lock.
+    fn write(&self, t: i64, bits: u64) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq | 1, Ordering::Relaxed);
+        // Orders the odd sequence store before the data stores.
+        fence(Ordering::Release);
+        self.t.store(t, Ordering::Relaxed);
+        self.bits.store(bits, Ordering::Relaxed);
+        self.seq.store((seq | 1) + 1, Ordering::Release);
+    }
+
+    /// Only under the series lock.
+    fn clear(&self) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq | 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.seq.store(0, Ordering::Release);
+    }
 }
 
 struct ClosedChunk {
@@ -93,12 +151,14 @@ pub(crate) fn appendability(last: Option<(i64, u64)>, sample: Sample) -> Appenda
 }
 
 impl MemSeries {
-    pub(crate) fn new(series_ref: SeriesRef, labels: Labels, slot: u32) -> Self {
+    pub(crate) fn new(wal_ref: SeriesRef, handle: SeriesRef, labels: Labels, slot: u32) -> Self {
         MemSeries {
-            series_ref,
+            wal_ref,
+            handle,
             labels,
             slot,
             removed: AtomicBool::new(false),
+            last: LastSample::default(),
             state: Mutex::new(SeriesState::default()),
         }
     }
@@ -111,16 +171,16 @@ impl MemSeries {
         self.removed.store(true, Ordering::Release);
     }
 
-    /// Timestamp and value bits of the newest sample.
+    /// Timestamp and value bits of the newest sample. Takes no lock.
     pub(crate) fn last(&self) -> Option<(i64, u64)> {
-        self.state.lock().last
+        self.last.read()
     }
 
     /// Appends a sample if it is newer than the newest one; returns whether
     /// it did.
     pub(crate) fn append(&self, sample: Sample, rules: &CutRules) -> bool {
         let mut state = self.state.lock();
-        if appendability(state.last, sample) != Appendability::Append {
+        if appendability(self.last.read(), sample) != Appendability::Append {
             return false;
         }
         let state = &mut *state;
@@ -147,7 +207,7 @@ impl MemSeries {
         }
         let chunk = state.open.get_or_insert_with(XorChunk::new);
         chunk.append(sample.t, sample.v);
-        state.last = Some((sample.t, sample.v.to_bits()));
+        self.last.write(sample.t, sample.v.to_bits());
         true
     }
 
@@ -160,7 +220,7 @@ impl MemSeries {
             state.open = None;
         }
         if state.closed.is_empty() && state.open.is_none() {
-            state.last = None;
+            self.last.clear();
             return None;
         }
         state.closed.shrink_to_fit();

@@ -132,6 +132,70 @@ fn hint_returns_the_same_ref_and_skips_the_lookup() {
 }
 
 #[test]
+fn a_handle_outliving_its_series_never_finds_another() {
+    let head = Head::new(HeadOptions::default());
+    let range = head.options().cut_rules.chunk_range_ms;
+    let (old, new) = (metric("up", "old"), metric("up", "new"));
+    let mut app = head.appender();
+    let old_ref = app.append(None, &old, Sample::new(0, 1.0)).unwrap();
+    app.commit().unwrap();
+    head.truncate(range).unwrap();
+    assert_eq!(head.stats().n_series, 0);
+    // Series created after the removal may take the freed position, under
+    // another handle.
+    let mut app = head.appender();
+    let new_refs: Vec<SeriesRef> = (0..40)
+        .map(|i| {
+            let l = metric("up", &format!("new-{i}"));
+            app.append(None, &l, Sample::new(range, 2.0)).unwrap()
+        })
+        .collect();
+    let new_ref = app.append(None, &new, Sample::new(range, 2.0)).unwrap();
+    assert!(!new_refs.contains(&old_ref) && new_ref != old_ref);
+    // The old handle alone: a clear error, not another series.
+    assert_eq!(
+        app.append(Some(old_ref), &Labels::empty(), Sample::new(range + 1, 3.0)),
+        Err(AppendError::UnknownSeriesRef(old_ref.get()))
+    );
+    // With its labels, the series is found (here: created) again.
+    let again = app
+        .append(Some(old_ref), &old, Sample::new(range + 1, 3.0))
+        .unwrap();
+    assert!(again != old_ref && again != new_ref && !new_refs.contains(&again));
+    app.commit().unwrap();
+    assert_eq!(
+        read(&head, &[Matcher::equal("instance", "old")]),
+        vec![(old.to_string(), bits(&[(range + 1, 3.0)]))]
+    );
+    assert_eq!(
+        read(&head, &[Matcher::equal("instance", "new")]),
+        vec![(new.to_string(), bits(&[(range, 2.0)]))]
+    );
+}
+
+#[test]
+fn errors_of_appends_by_handle_name_the_series() {
+    let head = Head::new(HeadOptions::default());
+    let l = metric("up", "a");
+    let mut app = head.appender();
+    let r = app.append(None, &l, Sample::new(1000, 1.0)).unwrap();
+    app.commit().unwrap();
+    let mut app = head.appender();
+    assert_eq!(
+        app.append(Some(r), &Labels::empty(), Sample::new(500, 1.0)),
+        Err(AppendError::OutOfOrderSample {
+            labels: l.clone(),
+            t: 500,
+            last_t: 1000
+        })
+    );
+    assert!(matches!(
+        app.append(Some(r), &Labels::empty(), Sample::new(1000, 2.0)),
+        Err(AppendError::DuplicateSample { labels, .. }) if labels == l
+    ));
+}
+
+#[test]
 fn out_of_order_and_duplicate_samples_follow_prometheus() {
     let head = Head::new(HeadOptions::default());
     let l = metric("up", "a");
@@ -409,6 +473,67 @@ fn concurrent_appenders_on_many_threads() {
     }
 }
 
+#[test]
+fn truncation_racing_appends_by_handle_never_mixes_series() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    const ROUNDS: i64 = 300;
+    let head = Head::new(HeadOptions::default());
+    // The oldest round any appender thread is still in.
+    let progress = [AtomicI64::new(0), AtomicI64::new(0)];
+    std::thread::scope(|scope| {
+        for (thread, progress) in progress.iter().enumerate() {
+            let head = &head;
+            scope.spawn(move || {
+                let mut refs: Vec<Option<SeriesRef>> = vec![None; 40];
+                for round in 0..ROUNDS {
+                    progress.store(round, Ordering::Release);
+                    let mut app = head.appender();
+                    for (i, r) in refs.iter_mut().enumerate() {
+                        // Series pause for 10 rounds in turn, so truncation
+                        // removes them while their handles are cached.
+                        if (round / 10) % 2 != i as i64 % 2 {
+                            continue;
+                        }
+                        let id = thread * 100 + i;
+                        let l = metric("up", &id.to_string());
+                        match app.append(*r, &l, Sample::new(round * 1000, id as f64)) {
+                            Ok(new_ref) => *r = Some(new_ref),
+                            Err(AppendError::OutOfBounds { .. }) => {}
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    app.commit().unwrap();
+                }
+                progress.store(ROUNDS, Ordering::Release);
+            });
+        }
+        let head = &head;
+        let progress = &progress;
+        scope.spawn(move || {
+            loop {
+                let oldest = progress.iter().map(|p| p.load(Ordering::Acquire)).min();
+                let oldest = oldest.unwrap_or(ROUNDS);
+                if oldest >= ROUNDS {
+                    break;
+                }
+                head.truncate((oldest - 3) * 1000).unwrap();
+                std::thread::yield_now();
+            }
+        });
+    });
+    for (labels, samples) in read(&head, &[]) {
+        let id: f64 = labels
+            .split("instance=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(samples.iter().all(|&(_, v)| v == id.to_bits()), "{labels}");
+        assert!(samples.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+}
+
 fn wal_options() -> WalOptions {
     WalOptions {
         segment_size: 1 << 20,
@@ -432,12 +557,12 @@ fn wal_backed_head_replays_after_reopen() {
 
     let head = open(dir.path());
     assert_eq!(read(&head, &[]), before);
-    // References continue after the replayed ones.
+    // WAL references continue after the replayed ones.
     let mut app = head.appender();
     let r = app
         .append(None, &metric("up", "c"), Sample::new(1, 1.0))
         .unwrap();
-    assert_eq!(r.get(), 3);
+    assert_eq!(head.table.get(r).unwrap().wal_ref.get(), 3);
     app.commit().unwrap();
 }
 
@@ -510,7 +635,8 @@ fn replay_maps_a_recreated_series_to_one_head_series() {
     let r = app
         .append(None, &metric("up", "b"), Sample::new(1, 1.0))
         .unwrap();
-    assert_eq!(r.get(), 6);
+    // WAL references continue after the largest replayed one.
+    assert_eq!(head.table.get(r).unwrap().wal_ref.get(), 6);
 }
 
 #[test]
