@@ -7,13 +7,16 @@
 //! 200) and `SEXTANT_BENCH_HOURS` (default 24) size it: the 10,000 workloads x 8 days
 //! of the goal do not fit in memory as raw samples on a small machine, so the figures
 //! are per workload and per day of history and the full size is extrapolated. Without
-//! `--bench` everything runs once on a tiny fleet.
+//! `--bench` everything runs once on a tiny fleet. A counting allocator reports the
+//! heap the first refresh needs at its peak and what the models keep, beside RSS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,64 @@ use tsdb::head::{Head, HeadOptions};
 use tsdb::model::{Labels, Sample, TimeRange};
 use tsdb::promql::{Engine, EngineOptions, QueryBackend, QueryResult};
 use tsdb::storage::Appendable;
+
+/// The system allocator, counting the bytes allocated now and at the peak, so
+/// the bench reports the heap a refresh adds exactly (RSS from `/proc` beside it).
+struct Counting;
+
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to `System` unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as `System.alloc`, with the caller's layout.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            let now = ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as `System.realloc`, with the caller's arguments.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                let grown = new_size - layout.size();
+                let now = ALLOCATED.fetch_add(grown, Ordering::Relaxed) + grown;
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                ALLOCATED.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// `VmRSS` from `/proc/self/status`, in bytes (0 where there is no `/proc`).
+fn rss() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb * 1024.0)
+}
 
 const T0: i64 = 1_699_920_000_000;
 const STEP_MS: i64 = 15_000;
@@ -162,15 +223,29 @@ fn main() {
     let mut options = Options::default();
     options.source.vpa_history = Duration::from_secs(hours as u64 * 3600);
     let mut recommender = Recommender::new(specs.clone(), options.clone()).unwrap();
+    let (heap_before, rss_before) = (ALLOCATED.load(Ordering::Relaxed), rss());
+    PEAK.store(heap_before, Ordering::Relaxed);
     let started = Instant::now();
     let report = block_on(recommender.refresh(&backend, end));
     let first = started.elapsed();
+    let heap_peak = PEAK.load(Ordering::Relaxed);
     assert!(report.workloads.iter().all(|w| w.errors.is_empty()));
     assert!(report.workloads.iter().all(|w| w.containers.len() == 3));
+    drop(report);
+    let (heap_after, rss_after) = (ALLOCATED.load(Ordering::Relaxed), rss());
     println!(
-        "  first refresh (models from history): {:.2} s, {:.2} ms per workload-day",
+        "  first refresh (models from history): {:.2} s, {:.3} ms per workload-day",
         first.as_secs_f64(),
         first.as_secs_f64() * 1000.0 / workloads as f64 / (hours as f64 / 24.0)
+    );
+    println!(
+        "  heap: peak {:.1} MiB above the start ({:.1} KiB per workload), models kept {:.1} MiB ({:.1} KiB per workload); RSS {:.1} -> {:.1} MiB",
+        (heap_peak - heap_before) as f64 / MIB,
+        (heap_peak - heap_before) as f64 / 1024.0 / workloads as f64,
+        heap_after.saturating_sub(heap_before) as f64 / MIB,
+        heap_after.saturating_sub(heap_before) as f64 / 1024.0 / workloads as f64,
+        rss_before / MIB,
+        rss_after / MIB,
     );
     write(&backend.head, workloads, end + STEP_MS, end + 61 * STEP_MS);
     let started = Instant::now();

@@ -15,7 +15,7 @@
 pub mod decode;
 pub mod queries;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use tsdb::promql::{QueryBackend, Value};
 
 use crate::hpa::{MetricReading, Observation};
 use crate::model::{HorizontalPodAutoscalerSpec, MetricSource};
+use crate::vpa::Resource;
 use crate::{Error, Result, vpa};
 
 pub use decode::FeedStats;
@@ -71,7 +72,121 @@ impl WorkloadRef {
     }
 }
 
-fn regex_escape(text: &str) -> String {
+impl WorkloadRef {
+    /// Whether `pod` is named as this workload's pods are: the test of
+    /// [`WorkloadRef::pod_regex`], without a regex (for mapping the series of a
+    /// query over many workloads back to their workloads).
+    pub fn owns_pod(&self, pod: &str) -> bool {
+        let Some(suffix) = pod
+            .strip_prefix(self.name.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+        else {
+            return false;
+        };
+        let generated = |part: &str, min: usize, max: usize| {
+            (min..=max).contains(&part.len()) && part.bytes().all(|b| GENERATED_BYTES.contains(&b))
+        };
+        match self.kind {
+            WorkloadKind::Deployment => suffix
+                .split_once('-')
+                .is_some_and(|(hash, id)| generated(hash, 1, 10) && generated(id, 5, 5)),
+            WorkloadKind::StatefulSet => {
+                !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit())
+            }
+            WorkloadKind::DaemonSet | WorkloadKind::ReplicaSet => generated(suffix, 5, 5),
+        }
+    }
+}
+
+/// One pod's requests: container -> resource name -> amount (cores for cpu, bytes
+/// otherwise).
+pub type ContainerRequests = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// The containers' requests of the cluster's pods as the Kubernetes API reports
+/// them (the pod specs), for the recommender to prefer over kube-state-metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodRequests {
+    /// (namespace, pod) -> its requests.
+    pods: BTreeMap<(String, String), ContainerRequests>,
+}
+
+impl PodRequests {
+    /// Records a pod (also one whose containers request nothing).
+    pub fn add_pod(&mut self, namespace: &str, pod: &str) -> &mut ContainerRequests {
+        self.pods
+            .entry((namespace.to_string(), pod.to_string()))
+            .or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// The pods `workload` owns ([`WorkloadRef::owns_pod`]) with their requests.
+    pub fn of(&self, workload: &WorkloadRef) -> BTreeMap<String, ContainerRequests> {
+        // Every pod of the workload is named `<name>-...`: only that range is read.
+        let prefix = format!("{}-", workload.name);
+        self.pods
+            .range((workload.namespace.clone(), prefix.clone())..)
+            .take_while(|((namespace, pod), _)| {
+                *namespace == workload.namespace && pod.starts_with(&prefix)
+            })
+            .filter(|((_, pod), _)| workload.owns_pod(pod))
+            .map(|((_, pod), requests)| (pod.clone(), requests.clone()))
+            .collect()
+    }
+}
+
+/// The characters of [`GENERATED`].
+const GENERATED_BYTES: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// Finds the workloads that own a pod, by name, among many.
+#[derive(Debug, Default)]
+pub struct PodOwners {
+    /// (namespace, workload name) -> indexes into the list given to `new`.
+    by_name: HashMap<(String, String), Vec<usize>>,
+    workloads: Vec<WorkloadRef>,
+}
+
+impl PodOwners {
+    pub fn new(workloads: &[WorkloadRef]) -> PodOwners {
+        let mut by_name: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, w) in workloads.iter().enumerate() {
+            by_name
+                .entry((w.namespace.clone(), w.name.clone()))
+                .or_default()
+                .push(i);
+        }
+        PodOwners {
+            by_name,
+            workloads: workloads.to_vec(),
+        }
+    }
+
+    /// The indexes of the workloads owning `pod` in `namespace`: a pod name is the
+    /// workload's name plus one generated part (StatefulSet, DaemonSet, ReplicaSet)
+    /// or two (Deployment), so only two names are looked up.
+    pub fn owners(&self, namespace: &str, pod: &str) -> Vec<usize> {
+        let one = pod.rsplit_once('-').map(|(name, _)| name);
+        let two = one
+            .and_then(|name| name.rsplit_once('-'))
+            .map(|(name, _)| name);
+        let mut out = Vec::new();
+        for name in [one, two].into_iter().flatten() {
+            if let Some(found) = self.by_name.get(&(namespace.to_string(), name.to_string())) {
+                out.extend(
+                    found
+                        .iter()
+                        .copied()
+                        .filter(|&i| self.workloads.get(i).is_some_and(|w| w.owns_pod(pod))),
+                );
+            }
+        }
+        out
+    }
+}
+
+pub(crate) fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\.+*?()|[]{}^$".contains(c) {
@@ -107,6 +222,30 @@ impl Default for SourceOptions {
 
 /// Points per series in one range query: below Prometheus's limit of 11,000.
 const MAX_POINTS_PER_QUERY: i64 = 10_000;
+
+/// Points in one answer of a query over many workloads: the query pieces are
+/// sized to it, so memory stays bounded however long the history is (the engine
+/// also holds the raw samples behind them, about four per point at a 15 s scrape).
+const POINTS_PER_PIECE: usize = 500_000;
+
+/// Steps of the first piece of a query over many workloads, before the number of
+/// series is known.
+const FIRST_PIECE_STEPS: i64 = 30;
+
+/// One workload's model fed by [`Source::feed_vpa_many`], and what it took in.
+pub struct Feed<'m> {
+    pub workload: WorkloadRef,
+    pub model: &'m mut vpa::Workload,
+    pub stats: FeedStats,
+}
+
+fn series_count(value: &Value) -> usize {
+    match value {
+        Value::Matrix(m) => m.len(),
+        Value::Vector(v) => v.len(),
+        Value::Scalar(_) | Value::String(_) => 1,
+    }
+}
 
 /// Reads a workload's inputs through a query backend.
 pub struct Source<'a, B> {
@@ -192,6 +331,59 @@ impl<'a, B: QueryBackend> Source<'a, B> {
         Ok(stats)
     }
 
+    /// Feeds the usage in `range` (as [`Source::feed_vpa`]) of many workloads at
+    /// once: one query per resource for all of them (their namespaces, grouped by
+    /// namespace, pod and container), its series handed to the workloads owning the
+    /// pods ([`WorkloadRef::owns_pod`]), in time pieces whose answers hold about
+    /// `POINTS_PER_PIECE` points. Building the models of thousands of workloads from
+    /// days of history so costs a few queries per piece of time instead of a few
+    /// per workload. A single workload is fed by its own, narrower query.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when a query fails; models may then hold part of the range.
+    pub async fn feed_vpa_many(&self, feeds: &mut [Feed<'_>], range: TimeRange) -> Result<()> {
+        if let [feed] = feeds {
+            let stats = self.feed_vpa(&feed.workload, feed.model, range).await?;
+            feed.stats.add(stats);
+            return Ok(());
+        }
+        if feeds.is_empty() {
+            return Ok(());
+        }
+        let workloads: Vec<WorkloadRef> = feeds.iter().map(|f| f.workload.clone()).collect();
+        let owners = PodOwners::new(&workloads);
+        let mut namespaces: Vec<&str> = workloads.iter().map(|w| w.namespace.as_str()).collect();
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        let step = self.options.vpa_step;
+        let cpu_query = queries::cpu_usage_in_namespaces(&namespaces, step);
+        let memory_query = queries::memory_working_set_in_namespaces(&namespaces);
+        let step_ms = i64::try_from(step.as_millis()).unwrap_or(i64::MAX).max(1);
+        let mut steps = FIRST_PIECE_STEPS;
+        let mut start = range.start;
+        while start <= range.end {
+            let end = start
+                .saturating_add((steps - 1).saturating_mul(step_ms))
+                .min(range.end);
+            let piece = TimeRange::new(start, end);
+            let cpu = self.range(cpu_query.clone(), piece, step).await?;
+            let series = series_count(&cpu);
+            decode::feed_vpa_many(feeds, &owners, &cpu, Resource::Cpu);
+            drop(cpu);
+            let memory = self.range(memory_query.clone(), piece, step).await?;
+            let series = series.max(series_count(&memory));
+            decode::feed_vpa_many(feeds, &owners, &memory, Resource::Memory);
+            steps = i64::try_from(POINTS_PER_PIECE / series.max(1))
+                .unwrap_or(MAX_POINTS_PER_QUERY)
+                .clamp(1, MAX_POINTS_PER_QUERY);
+            start = end.saturating_add(step_ms);
+            if end == i64::MAX {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The current requests of `resource` per container (cores or bytes): the
     /// largest over the workload's pods, as pods of one template request the same.
     ///
@@ -243,6 +435,24 @@ impl<'a, B: QueryBackend> Source<'a, B> {
         custom_queries: &BTreeMap<String, String>,
         at_ms: i64,
     ) -> Result<Observation> {
+        self.hpa_observation_with_requests(workload, spec, custom_queries, at_ms, None)
+            .await
+    }
+
+    /// [`Source::hpa_observation`] with the pods' requests given (pod -> its
+    /// requests, read from the Kubernetes API) instead of queried from
+    /// kube-state-metrics.
+    ///
+    /// # Errors
+    /// As [`Source::hpa_observation`].
+    pub async fn hpa_observation_with_requests(
+        &self,
+        workload: &WorkloadRef,
+        spec: &HorizontalPodAutoscalerSpec,
+        custom_queries: &BTreeMap<String, String>,
+        at_ms: i64,
+        pod_requests: Option<&BTreeMap<String, ContainerRequests>>,
+    ) -> Result<Observation> {
         let spec_query = queries::spec_replicas(workload);
         let spec_replicas = decode::single(&self.instant(spec_query.clone(), at_ms).await?)
             .ok_or(Error::NoData { query: spec_query })?;
@@ -274,7 +484,7 @@ impl<'a, B: QueryBackend> Source<'a, B> {
         resources.sort();
         resources.dedup();
         let mut requests = Vec::new();
-        for resource in &resources {
+        for resource in resources.iter().filter(|_| pod_requests.is_none()) {
             requests.push((
                 resource.as_str(),
                 self.instant(queries::requests(workload, resource), at_ms)
@@ -288,6 +498,7 @@ impl<'a, B: QueryBackend> Source<'a, B> {
             start_time: Some(&start_time),
             deletion: Some(&deletion),
             requests: requests.iter().map(|(r, v)| (*r, v)).collect(),
+            api_requests: pod_requests,
         });
         let mut readings = Vec::with_capacity(metrics.len());
         for metric in &metrics {
@@ -381,5 +592,85 @@ impl<'a, B: QueryBackend> Source<'a, B> {
             other => return Err(format!("no usage series is known for resource {other:?}")),
         };
         self.instant(query, at_ms).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(namespace: &str, kind: WorkloadKind, name: &str) -> WorkloadRef {
+        WorkloadRef {
+            namespace: namespace.into(),
+            kind,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn pods_are_owned_by_name_as_the_pod_regex_says() {
+        let web = workload("shop", WorkloadKind::Deployment, "web");
+        let rs = workload("shop", WorkloadKind::ReplicaSet, "web-7d4b9c8f6b");
+        let db = workload("shop", WorkloadKind::StatefulSet, "db");
+        let agent = workload("shop", WorkloadKind::DaemonSet, "agent");
+        assert!(web.owns_pod("web-7d4b9c8f6b-x2x5z"));
+        assert!(web.owns_pod("web-7-x2x5z"));
+        assert!(rs.owns_pod("web-7d4b9c8f6b-x2x5z"));
+        assert!(db.owns_pod("db-0") && db.owns_pod("db-12"));
+        assert!(agent.owns_pod("agent-x2x5z"));
+        for (w, pod) in [
+            (&web, "web-admin-5f6d7c8b9d-q2w4e"),
+            (&web, "web-7d4b9c8f6b-x2x5"),
+            (&web, "web-7d4b9c8f6b-x2x5zz"),
+            (&web, "web-7d4b9c8f6b1-x2x5z"),
+            (&web, "web-7d4b9c8f6baa-x2x5z"),
+            (&web, "webx-7d4b9c8f6b-x2x5z"),
+            (&web, "web--x2x5z"),
+            (&db, "db-"),
+            (&db, "db-0a"),
+            (&agent, "agent-x2x5a"),
+        ] {
+            assert!(!w.owns_pod(pod), "{w} must not own {pod}");
+        }
+        let owners = PodOwners::new(&[web.clone(), rs, db, agent]);
+        assert_eq!(owners.owners("shop", "web-7d4b9c8f6b-x2x5z"), [1, 0]);
+        assert_eq!(owners.owners("shop", "db-3"), [2]);
+        assert_eq!(owners.owners("other", "db-3"), Vec::<usize>::new());
+        assert_eq!(owners.owners("shop", "web"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn pod_requests_are_found_by_workload() {
+        let mut requests = PodRequests::default();
+        for (namespace, pod, cpu) in [
+            ("shop", "web-7d4b9c8f6b-x2x5z", 0.5),
+            ("shop", "web-7d4b9c8f6b-k9vqw", 0.25),
+            ("shop", "web-admin-5f6d7c8b9d-q2w4x", 4.0),
+            ("shop", "webx-0", 4.0),
+            ("lab", "web-7d4b9c8f6b-x2x5z", 4.0),
+        ] {
+            requests
+                .add_pod(namespace, pod)
+                .entry("app".into())
+                .or_default()
+                .insert("cpu".into(), cpu);
+        }
+        requests.add_pod("shop", "web-7d4b9c8f6b-zzzzz");
+        let web = workload("shop", WorkloadKind::Deployment, "web");
+        let pods = requests.of(&web);
+        assert_eq!(
+            pods.keys().map(String::as_str).collect::<Vec<_>>(),
+            [
+                "web-7d4b9c8f6b-k9vqw",
+                "web-7d4b9c8f6b-x2x5z",
+                "web-7d4b9c8f6b-zzzzz"
+            ]
+        );
+        assert_eq!(pods["web-7d4b9c8f6b-x2x5z"]["app"]["cpu"], 0.5);
+        assert!(
+            requests
+                .of(&workload("shop", WorkloadKind::StatefulSet, "db"))
+                .is_empty()
+        );
     }
 }

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 use tsdb::model::TimeRange;
 use tsdb::promql::QueryBackend;
 
-use crate::controller::{FeedStats, Source, SourceOptions, WorkloadKind, WorkloadRef, queries};
+use crate::controller::{
+    ContainerRequests, Feed, FeedStats, PodRequests, Source, SourceOptions, WorkloadKind,
+    WorkloadRef, queries,
+};
 use crate::explain::Explanation;
 use crate::hpa::{self, History, MetricOutcome, TimestampedRecommendation};
 use crate::model::{CPU, HorizontalPodAutoscalerSpec, MEMORY, MetricSource, PodResourcePolicy};
@@ -153,6 +156,8 @@ impl Tracked {
 pub struct Recommender {
     options: Options,
     tracked: Vec<Tracked>,
+    /// Pods' requests from the Kubernetes API, preferred over kube-state-metrics.
+    pod_requests: Option<PodRequests>,
 }
 
 impl Recommender {
@@ -163,7 +168,15 @@ impl Recommender {
         Ok(Recommender {
             options,
             tracked: workloads.into_iter().map(Tracked::new).collect(),
+            pod_requests: None,
         })
+    }
+
+    /// The pods' requests as the Kubernetes API reports them now, used by the
+    /// following refreshes for the workloads whose pods it lists (the others, and
+    /// all with `None`, read `kube_pod_container_resource_requests`).
+    pub fn set_pod_requests(&mut self, requests: Option<PodRequests>) {
+        self.pod_requests = requests;
     }
 
     pub fn options(&self) -> &Options {
@@ -198,9 +211,12 @@ impl Recommender {
     /// workload, never for the whole report.
     pub async fn refresh<B: QueryBackend>(&mut self, backend: &B, now_ms: i64) -> Report {
         let source = Source::new(backend, self.options.source.clone());
+        let model_errors = update_models(&mut self.tracked, &source, &self.options, now_ms).await;
         let mut workloads = Vec::with_capacity(self.tracked.len());
-        for tracked in &mut self.tracked {
-            workloads.push(refresh_one(tracked, &source, &self.options, now_ms).await);
+        for (tracked, model_error) in self.tracked.iter_mut().zip(model_errors) {
+            let api = self.pod_requests.as_ref();
+            workloads
+                .push(refresh_one(tracked, &source, &self.options, now_ms, model_error, api).await);
         }
         Report {
             time_ms: now_ms,
@@ -218,7 +234,13 @@ async fn refresh_one<B: QueryBackend>(
     source: &Source<'_, B>,
     options: &Options,
     now_ms: i64,
+    model_error: Option<String>,
+    pod_requests: Option<&PodRequests>,
 ) -> WorkloadRecommendation {
+    let api_pods = pod_requests
+        .map(|r| r.of(&tracked.spec.workload()))
+        .filter(|pods| !pods.is_empty());
+    let requests_from = api_pods.as_ref().map(|_| "kubernetes API".to_string());
     let workload = tracked.spec.workload();
     let mut errors = Vec::new();
     let mut queries_used = Vec::new();
@@ -235,14 +257,14 @@ async fn refresh_one<B: QueryBackend>(
     if tracked.spec.vpa.enabled {
         queries_used.push(queries::cpu_usage(&workload, options.source.vpa_step));
         queries_used.push(queries::memory_working_set(&workload));
-        queries_used.push(queries::requests(&workload, CPU));
-        queries_used.push(queries::requests(&workload, MEMORY));
-        match update_model(tracked, source, options, &workload, now_ms).await {
-            Ok(()) => {}
-            Err(e) => errors.push(e.to_string()),
-        }
+        errors.extend(model_error);
         let mut requests = BTreeMap::new();
         for resource in [CPU, MEMORY] {
+            if let Some(pods) = &api_pods {
+                requests.insert(resource, current_requests(pods, resource));
+                continue;
+            }
+            queries_used.push(queries::requests(&workload, resource));
             match source.current_requests(&workload, resource, now_ms).await {
                 Ok(r) => {
                     requests.insert(resource, r);
@@ -277,7 +299,13 @@ async fn refresh_one<B: QueryBackend>(
     let mut hpa_rec = None;
     if let Some(spec) = &tracked.spec.hpa {
         match source
-            .hpa_observation(&workload, spec, &tracked.spec.metric_queries, now_ms)
+            .hpa_observation_with_requests(
+                &workload,
+                spec,
+                &tracked.spec.metric_queries,
+                now_ms,
+                api_pods.as_ref(),
+            )
             .await
         {
             Ok(observation) => {
@@ -320,43 +348,80 @@ async fn refresh_one<B: QueryBackend>(
             memory_samples: tracked.fed.memory_samples,
             dropped_samples: tracked.fed.dropped,
             queries: queries_used,
+            requests_from,
         },
         errors,
     }
 }
 
-/// Builds the model on the first call, then feeds the steps after the last one fed.
-async fn update_model<B: QueryBackend>(
-    tracked: &mut Tracked,
+/// Brings the VPA model of every workload with VPA enabled up to `now_ms`: built
+/// from `source.vpa_history` of history on the first call, then fed the steps
+/// after the last one fed. Workloads needing the same range are fed together
+/// ([`Source::feed_vpa_many`]: one query per resource and piece of time for all of
+/// them), so a start-up over thousands of workloads runs few queries. Returns each
+/// workload's error, if its queries failed.
+async fn update_models<B: QueryBackend>(
+    tracked: &mut [Tracked],
     source: &Source<'_, B>,
     options: &Options,
-    workload: &WorkloadRef,
     now_ms: i64,
-) -> Result<()> {
+) -> Vec<Option<String>> {
+    let mut errors = vec![None; tracked.len()];
     let step_ms = ms(options.source.vpa_step).max(1);
-    let start = match tracked.fed_until_ms {
-        Some(until) => until.saturating_add(step_ms),
-        None => now_ms.saturating_sub(ms(options.source.vpa_history)),
-    };
-    if start > now_ms {
-        return Ok(());
+    // The first step each workload needs -> the workloads needing it.
+    let mut by_start: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tracked.iter().enumerate() {
+        if !t.spec.vpa.enabled {
+            continue;
+        }
+        let start = match t.fed_until_ms {
+            Some(until) => until.saturating_add(step_ms),
+            None => now_ms.saturating_sub(ms(options.source.vpa_history)),
+        };
+        if start <= now_ms {
+            by_start.entry(start).or_default().push(i);
+        }
     }
-    let mut model = match tracked.model.take() {
-        Some(model) => model,
-        None => vpa::Workload::new(options.vpa.clone())?,
-    };
-    let outcome = source
-        .feed_vpa(workload, &mut model, TimeRange::new(start, now_ms))
-        .await;
-    model.garbage_collect(now_ms);
-    tracked.model = Some(model);
-    let stats = outcome?;
-    tracked.fed.cpu_samples += stats.cpu_samples;
-    tracked.fed.memory_samples += stats.memory_samples;
-    tracked.fed.dropped += stats.dropped;
-    tracked.fed_until_ms = Some(start + (now_ms - start) / step_ms * step_ms);
-    tracked.fed_from_ms.get_or_insert(start);
-    Ok(())
+    for (start, indexes) in by_start {
+        let mut models = Vec::with_capacity(indexes.len());
+        for &i in &indexes {
+            let model = match tracked[i].model.take() {
+                Some(model) => Ok(model),
+                None => vpa::Workload::new(options.vpa.clone()),
+            };
+            match model {
+                Ok(model) => models.push((i, model)),
+                Err(e) => errors[i] = Some(e.to_string()),
+            }
+        }
+        let mut feeds: Vec<Feed<'_>> = models
+            .iter_mut()
+            .map(|(i, model)| Feed {
+                workload: tracked[*i].spec.workload(),
+                model,
+                stats: FeedStats::default(),
+            })
+            .collect();
+        let outcome = source
+            .feed_vpa_many(&mut feeds, TimeRange::new(start, now_ms))
+            .await;
+        let stats: Vec<FeedStats> = feeds.iter().map(|f| f.stats).collect();
+        drop(feeds);
+        for ((i, mut model), stats) in models.into_iter().zip(stats) {
+            model.garbage_collect(now_ms);
+            let t = &mut tracked[i];
+            t.model = Some(model);
+            match &outcome {
+                Ok(()) => {
+                    t.fed.add(stats);
+                    t.fed_until_ms = Some(start + (now_ms - start) / step_ms * step_ms);
+                    t.fed_from_ms.get_or_insert(start);
+                }
+                Err(e) => errors[i] = Some(e.to_string()),
+            }
+        }
+    }
+    errors
 }
 
 /// Every workload's recommendation at one time.
@@ -406,6 +471,27 @@ pub struct Inputs {
     pub dropped_samples: usize,
     /// The PromQL the recommender ran for this workload.
     pub queries: Vec<String>,
+    /// Where the current requests came from when not from kube-state-metrics:
+    /// `kubernetes API` (the pods' specs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_from: Option<String>,
+}
+
+/// The largest request of `resource` per container over `pods`.
+fn current_requests(
+    pods: &BTreeMap<String, ContainerRequests>,
+    resource: &str,
+) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for containers in pods.values() {
+        for (container, requests) in containers {
+            if let Some(&v) = requests.get(resource) {
+                let entry = out.entry(container.clone()).or_insert(v);
+                *entry = entry.max(v);
+            }
+        }
+    }
+    out
 }
 
 /// The HPA's verdict on one workload.

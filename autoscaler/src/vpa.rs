@@ -154,6 +154,40 @@ impl Workload {
         }
     }
 
+    /// Adds the samples of one series of `container` in `pod` in time order: CPU
+    /// usage in millicores or working-set bytes as `resource` says. The states are
+    /// looked up once for the whole series. Returns how many were taken and how many
+    /// dropped.
+    pub fn add_samples(
+        &mut self,
+        resource: Resource,
+        pod: &str,
+        container: &str,
+        samples: impl IntoIterator<Item = (i64, i64)>,
+    ) -> (usize, usize) {
+        let mut samples = samples.into_iter().peekable();
+        let Some(&(first_ms, _)) = samples.peek() else {
+            return (0, 0);
+        };
+        let options = self.options.clone();
+        let Some((state, aggregate)) = self.states(pod, container, first_ms) else {
+            return (0, samples.count());
+        };
+        let (mut taken, mut dropped) = (0, 0);
+        for (t_ms, amount) in samples {
+            let ok = match resource {
+                Resource::Cpu => state.add_cpu_sample(aggregate, t_ms, amount),
+                Resource::Memory => state.add_memory_sample(aggregate, t_ms, amount, &options),
+            };
+            if ok {
+                taken += 1;
+            } else {
+                dropped += 1;
+            }
+        }
+        (taken, dropped)
+    }
+
     /// Adds a working-set sample (bytes). Returns false when it was dropped.
     pub fn add_memory_sample(&mut self, pod: &str, container: &str, t_ms: i64, bytes: i64) -> bool {
         let options = self.options.clone();

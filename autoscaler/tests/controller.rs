@@ -327,3 +327,117 @@ hpa:
     assert_eq!((hpa.current_replicas, hpa.desired_replicas), (2, 4));
     assert_eq!(hpa.metrics[0].replicas, Some(4));
 }
+
+/// A day of usage of several workloads in two namespaces, one of them a
+/// ReplicaSet owning the same pods as a Deployment, plus pods nobody follows.
+fn fleet() -> Local {
+    let head = Head::new(HeadOptions::default());
+    let mut app = head.appender();
+    let mut t = END - DAY - 10 * 60_000;
+    let mut i = 0.0;
+    let pods = [
+        ("shop", "web-7d4b9c8f6b-x2x5z", 0.5, 500e6),
+        ("shop", "web-7d4b9c8f6b-k9vqw", 0.7, 400e6),
+        ("shop", "db-0", 1.5, 2e9),
+        ("shop", "db-1", 1.2, 2.5e9),
+        ("shop", "other-0", 3.0, 1e9),
+        ("lab", "web-5f6d7c8b9d-q2w4x", 0.2, 100e6),
+        ("lab", "stray", 0.2, 100e6),
+    ];
+    while t <= END {
+        for (k, (namespace, pod, cores, bytes)) in pods.iter().enumerate() {
+            // Usage wobbling by pod and time, so the histograms differ.
+            let wobble = 1.0 + 0.3 * ((i / 40.0 + k as f64).sin());
+            let l = |name: &str| {
+                Labels::from_pairs(&[
+                    ("__name__", name),
+                    ("namespace", namespace),
+                    ("pod", pod),
+                    ("container", "main"),
+                ])
+            };
+            app.append(
+                None,
+                &l("container_cpu_usage_seconds_total"),
+                Sample::new(t, cores * 15.0 * i),
+            )
+            .unwrap();
+            app.append(
+                None,
+                &l("container_memory_working_set_bytes"),
+                Sample::new(t, (bytes * wobble).round()),
+            )
+            .unwrap();
+        }
+        t += SCRAPE;
+        i += 1.0;
+    }
+    app.commit().unwrap();
+    Local {
+        head,
+        engine: Engine::new(EngineOptions::default()),
+    }
+}
+
+/// Many workloads fed by one query per resource and piece of time get the models
+/// their own queries give them.
+#[test]
+fn models_fed_together_equal_models_fed_one_by_one() {
+    use autoscaler::controller::Feed;
+    let backend = fleet();
+    let options = SourceOptions {
+        vpa_history: Duration::from_millis(DAY as u64),
+        ..SourceOptions::default()
+    };
+    let source = Source::new(&backend, options);
+    let workloads = [
+        ("shop", WorkloadKind::Deployment, "web"),
+        ("shop", WorkloadKind::ReplicaSet, "web-7d4b9c8f6b"),
+        ("shop", WorkloadKind::StatefulSet, "db"),
+        ("lab", WorkloadKind::Deployment, "web"),
+        ("lab", WorkloadKind::Deployment, "absent"),
+    ]
+    .map(|(namespace, kind, name)| WorkloadRef {
+        namespace: namespace.into(),
+        kind,
+        name: name.into(),
+    });
+    let range = TimeRange::new(END - DAY, END);
+    let mut models: Vec<vpa::Workload> = workloads
+        .iter()
+        .map(|_| vpa::Workload::new(vpa::Options::default()).unwrap())
+        .collect();
+    let mut feeds: Vec<Feed<'_>> = workloads
+        .iter()
+        .zip(models.iter_mut())
+        .map(|(workload, model)| Feed {
+            workload: workload.clone(),
+            model,
+            stats: Default::default(),
+        })
+        .collect();
+    block_on(source.feed_vpa_many(&mut feeds, range)).unwrap();
+    let stats: Vec<_> = feeds.iter().map(|f| f.stats).collect();
+    drop(feeds);
+    for ((workload, together), stats) in workloads.iter().zip(&models).zip(stats) {
+        let mut alone = vpa::Workload::new(vpa::Options::default()).unwrap();
+        let alone_stats = block_on(source.feed_vpa(workload, &mut alone, range)).unwrap();
+        assert_eq!(stats, alone_stats, "{workload}");
+        assert_eq!(
+            together.recommend(None),
+            alone.recommend(None),
+            "{workload}"
+        );
+    }
+    // 1441 one-minute steps per pod and resource.
+    let samples: Vec<usize> = models
+        .iter()
+        .map(|m| {
+            m.aggregates()
+                .values()
+                .map(|a| a.total_samples as usize)
+                .sum()
+        })
+        .collect();
+    assert_eq!(samples, [2 * 1441, 2 * 1441, 2 * 1441, 1441, 0]);
+}

@@ -91,25 +91,74 @@ pub fn feed_vpa(
     memory_bytes: &Value,
 ) -> FeedStats {
     let mut stats = FeedStats::default();
-    for ((pod, container), points) in by_pod_container(cpu_cores) {
-        for (t, cores) in points {
-            if workload.add_cpu_sample(&pod, &container, t, to_amount(cores * 1000.0)) {
-                stats.cpu_samples += 1;
-            } else {
-                stats.dropped += 1;
+    for (value, resource) in [
+        (cpu_cores, vpa::Resource::Cpu),
+        (memory_bytes, vpa::Resource::Memory),
+    ] {
+        for ((pod, container), points) in by_pod_container(value) {
+            let samples = points.into_iter().map(|(t, v)| match resource {
+                vpa::Resource::Cpu => (t, to_amount(v * 1000.0)),
+                vpa::Resource::Memory => (t, to_amount(v)),
+            });
+            let (taken, dropped) = workload.add_samples(resource, &pod, &container, samples);
+            match resource {
+                vpa::Resource::Cpu => stats.cpu_samples += taken,
+                vpa::Resource::Memory => stats.memory_samples += taken,
             }
-        }
-    }
-    for ((pod, container), points) in by_pod_container(memory_bytes) {
-        for (t, bytes) in points {
-            if workload.add_memory_sample(&pod, &container, t, to_amount(bytes)) {
-                stats.memory_samples += 1;
-            } else {
-                stats.dropped += 1;
-            }
+            stats.dropped += dropped;
         }
     }
     stats
+}
+
+impl FeedStats {
+    pub fn add(&mut self, other: FeedStats) {
+        self.cpu_samples += other.cpu_samples;
+        self.memory_samples += other.memory_samples;
+        self.dropped += other.dropped;
+    }
+}
+
+/// Feeds a range query's answer over many workloads (CPU cores or working-set
+/// bytes per `namespace`, `pod` and `container`) into the models of the workloads
+/// owning each series' pod, in time order per series, as [`feed_vpa`] does for one.
+pub fn feed_vpa_many(
+    feeds: &mut [super::Feed<'_>],
+    owners: &super::PodOwners,
+    value: &Value,
+    resource: vpa::Resource,
+) {
+    let Value::Matrix(matrix) = value else {
+        return;
+    };
+    for series in matrix {
+        let (Some(namespace), Some(pod)) =
+            (series.labels.get("namespace"), series.labels.get("pod"))
+        else {
+            continue;
+        };
+        let container = series.labels.get("container").unwrap_or_default();
+        for owner in owners.owners(namespace, pod) {
+            let Some(feed) = feeds.get_mut(owner) else {
+                continue;
+            };
+            let samples =
+                series
+                    .points
+                    .iter()
+                    .filter(|p| p.v.is_finite())
+                    .map(|p| match resource {
+                        vpa::Resource::Cpu => (p.t, to_amount(p.v * 1000.0)),
+                        vpa::Resource::Memory => (p.t, to_amount(p.v)),
+                    });
+            let (taken, dropped) = feed.model.add_samples(resource, pod, container, samples);
+            match resource {
+                vpa::Resource::Cpu => feed.stats.cpu_samples += taken,
+                vpa::Resource::Memory => feed.stats.memory_samples += taken,
+            }
+            feed.stats.dropped += dropped;
+        }
+    }
 }
 
 /// The kube-state-metrics facts about a workload's pods at one time.
@@ -128,6 +177,9 @@ pub struct PodFacts<'a> {
     /// `kube_pod_container_resource_requests` per resource name (cores for cpu, bytes
     /// otherwise).
     pub requests: Vec<(&'a str, &'a Value)>,
+    /// The requests per pod as the Kubernetes API reports them; when set, used
+    /// instead of `requests`.
+    pub api_requests: Option<&'a BTreeMap<String, super::ContainerRequests>>,
 }
 
 /// The pods as the replica calculator sees them. A pod is listed when it has a
@@ -163,7 +215,25 @@ pub fn pods(facts: &PodFacts<'_>) -> Vec<Pod> {
     let start_time = per_pod(facts.start_time);
     let deletion = per_pod(facts.deletion);
     let mut containers: BTreeMap<String, BTreeMap<String, BTreeMap<String, i64>>> = BTreeMap::new();
-    for (resource, value) in &facts.requests {
+    if let Some(api) = facts.api_requests {
+        for (pod, requests) in api {
+            for (container, amounts) in requests {
+                let entry = containers
+                    .entry(pod.clone())
+                    .or_default()
+                    .entry(container.clone())
+                    .or_default();
+                for (resource, v) in amounts {
+                    entry.insert(resource.clone(), (v * 1000.0).round() as i64);
+                }
+            }
+        }
+    }
+    for (resource, value) in facts
+        .requests
+        .iter()
+        .filter(|_| facts.api_requests.is_none())
+    {
         for ((pod, container), points) in by_pod_container(value) {
             let Some((_, v)) = points.last() else {
                 continue;
@@ -307,6 +377,30 @@ mod tests {
         assert_eq!(pods[0].containers[1].requests_milli["cpu"], 100);
         assert_eq!(pods[1].phase, PodPhase::Pending);
         assert_eq!(pods[1].ready.unwrap().status, ConditionStatus::False);
+
+        // Requests from the Kubernetes API replace kube-state-metrics'.
+        let api: BTreeMap<String, crate::controller::ContainerRequests> = [(
+            "web-a".to_string(),
+            [(
+                "app".to_string(),
+                [("cpu".to_string(), 0.75), ("memory".to_string(), 1e9)].into(),
+            )]
+            .into(),
+        )]
+        .into();
+        let from_api = super::pods(&PodFacts {
+            phase: Some(&phase),
+            requests: vec![("cpu", &requests)],
+            api_requests: Some(&api),
+            ..PodFacts::default()
+        });
+        assert_eq!(from_api[0].containers.len(), 1);
+        assert_eq!(from_api[0].containers[0].requests_milli["cpu"], 750);
+        assert_eq!(
+            from_api[0].containers[0].requests_milli["memory"],
+            1_000_000_000_000
+        );
+        assert!(from_api[1].containers.is_empty());
     }
 
     #[test]

@@ -55,6 +55,30 @@ fn container_selector(workload: &WorkloadRef) -> String {
     )
 }
 
+/// `namespace=~"a|b"`: exactly these namespaces.
+fn namespaces_selector(namespaces: &[&str]) -> String {
+    let alternatives: Vec<String> = namespaces.iter().map(|n| super::regex_escape(n)).collect();
+    format!("namespace=~{}", quote(&alternatives.join("|")))
+}
+
+/// CPU usage in cores per namespace, pod and container of every workload in
+/// `namespaces` (one query for many workloads), as a rate over `window`.
+pub fn cpu_usage_in_namespaces(namespaces: &[&str], window: Duration) -> String {
+    format!(
+        r#"sum by (namespace, pod, container) (rate(container_cpu_usage_seconds_total{{{},container!="",container!="POD"}}[{}]))"#,
+        namespaces_selector(namespaces),
+        duration(window)
+    )
+}
+
+/// Working-set memory in bytes per namespace, pod and container in `namespaces`.
+pub fn memory_working_set_in_namespaces(namespaces: &[&str]) -> String {
+    format!(
+        r#"max by (namespace, pod, container) (container_memory_working_set_bytes{{{},container!="",container!="POD"}})"#,
+        namespaces_selector(namespaces),
+    )
+}
+
 /// CPU usage in cores per pod and container, as a rate over `window`.
 pub fn cpu_usage(workload: &WorkloadRef, window: Duration) -> String {
     format!(
@@ -198,6 +222,10 @@ mod tests {
             r#"max(kube_deployment_spec_replicas{namespace="shop",deployment="web"})"#
         );
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(
+            memory_working_set_in_namespaces(&["shop", "a.b"]),
+            r#"max by (namespace, pod, container) (container_memory_working_set_bytes{namespace=~"shop|a\\.b",container!="",container!="POD"})"#
+        );
         assert_eq!(duration(Duration::from_secs(90)), "90s");
         assert_eq!(duration(Duration::from_millis(1500)), "1500ms");
     }
