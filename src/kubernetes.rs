@@ -4,17 +4,22 @@
 //! HorizontalPodAutoscaler that targets it (evaluated as-is) and the
 //! `resourcePolicy` of its `autoscaling.k8s.io/v1` VerticalPodAutoscaler.
 //!
+//! With it, the pods' container requests are also read from their specs
+//! ([`WorkloadDiscovery::pod_requests`]) and preferred over kube-state-metrics.
+//!
 //! Read-only and listed once per refresh (no watch: a refresh is minutes apart).
 //! A cluster without the VPA CRD has no VPAs; any other API error fails the
 //! discovery, and the caller keeps the workloads it found last.
 
 use std::collections::BTreeMap;
 
-use autoscaler::controller::WorkloadKind;
+use autoscaler::controller::{PodRequests, WorkloadKind};
 use autoscaler::model::{HorizontalPodAutoscalerSpec, PodResourcePolicy};
+use autoscaler::quantity::Quantity;
 use autoscaler::recommender::{VpaSettings, WorkloadSpec};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::{Client, Resource};
@@ -67,6 +72,16 @@ impl WorkloadDiscovery {
     pub async fn workloads(&self) -> Result<(Vec<WorkloadSpec>, Vec<String>), kube::Error> {
         let objects = self.list().await?;
         Ok(workload_specs(&objects))
+    }
+
+    /// The containers' requests of every pod (in the configured namespaces), from
+    /// the pod specs: what the recommender prefers over kube-state-metrics'
+    /// `kube_pod_container_resource_requests`.
+    ///
+    /// # Errors
+    /// The API server cannot be reached or refuses the list.
+    pub async fn pod_requests(&self) -> Result<PodRequests, kube::Error> {
+        Ok(pod_requests(&self.items::<Pod>().await?))
     }
 
     async fn list(&self) -> Result<ClusterObjects, kube::Error> {
@@ -259,6 +274,45 @@ pub fn workload_specs(objects: &ClusterObjects) -> (Vec<WorkloadSpec>, Vec<Strin
         (&a.namespace, kind_name(a.kind), &a.name).cmp(&(&b.namespace, kind_name(b.kind), &b.name))
     });
     (specs, warnings)
+}
+
+/// The requests of the pods' containers (cores for cpu, bytes otherwise), as
+/// kube-state-metrics would report them; finished pods (Succeeded, Failed) are
+/// left out, as they hold no resources. An unparsable quantity is skipped.
+pub fn pod_requests(pods: &[Pod]) -> PodRequests {
+    let mut out = PodRequests::default();
+    for pod in pods {
+        let (Some(namespace), Some(name)) = (&pod.metadata.namespace, &pod.metadata.name) else {
+            continue;
+        };
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if matches!(phase, Some("Succeeded" | "Failed")) {
+            continue;
+        }
+        let containers = out.add_pod(namespace, name);
+        let Some(spec) = &pod.spec else {
+            continue;
+        };
+        for container in &spec.containers {
+            let amounts = containers.entry(container.name.clone()).or_default();
+            let requests = container
+                .resources
+                .as_ref()
+                .and_then(|r| r.requests.as_ref());
+            for (resource, quantity) in requests.into_iter().flatten() {
+                if let Ok(q) = Quantity::parse(&quantity.0) {
+                    // As kube-state-metrics converts: cores from milli-units, else units.
+                    let amount = if resource == autoscaler::model::CPU {
+                        q.milli_value() as f64 / 1000.0
+                    } else {
+                        q.value() as f64
+                    };
+                    amounts.insert(resource.clone(), amount);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The configured workloads, then the discovered ones the configuration does

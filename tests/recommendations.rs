@@ -413,6 +413,14 @@ type FakeApiState = (
 /// objects: Deployment shop/web annotated `sextant.io/recommend: "true"` (and an
 /// unannotated one), its HPA and its VPA. Every path it was asked is recorded.
 async fn fake_kubernetes_api() -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+    fake_kubernetes_api_with_pods(None).await
+}
+
+/// [`fake_kubernetes_api`], also serving `/api/v1/pods` when `pods` is given (else
+/// that list is a 404).
+async fn fake_kubernetes_api_with_pods(
+    pods: Option<serde_json::Value>,
+) -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
     use axum::extract::{OriginalUri, State};
     use axum::response::IntoResponse;
 
@@ -458,7 +466,7 @@ async fn fake_kubernetes_api() -> (String, std::sync::Arc<parking_lot::Mutex<Vec
         }]),
     );
     let empty = |kind: &str| list(kind, "apps/v1", serde_json::json!([]));
-    let routes: std::collections::HashMap<&'static str, serde_json::Value> = [
+    let mut routes: std::collections::HashMap<&'static str, serde_json::Value> = [
         ("/apis/apps/v1/deployments", deployments),
         ("/apis/apps/v1/statefulsets", empty("StatefulSetList")),
         ("/apis/apps/v1/daemonsets", empty("DaemonSetList")),
@@ -468,6 +476,9 @@ async fn fake_kubernetes_api() -> (String, std::sync::Arc<parking_lot::Mutex<Vec
     ]
     .into_iter()
     .collect();
+    if let Some(pods) = pods {
+        routes.insert("/api/v1/pods", list("PodList", "v1", pods));
+    }
     let asked = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
     let state = (std::sync::Arc::new(routes), std::sync::Arc::clone(&asked));
     let app = axum::Router::new()
@@ -529,4 +540,63 @@ async fn serve_discovers_annotated_workloads_and_their_hpa_and_vpa() {
     );
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
+}
+
+/// `sextant recommend` with `autoscaler.kubernetes` discovers the annotated
+/// workload as `serve` does, and reads the pods' requests from their specs instead
+/// of kube-state-metrics: `app` requests 1 core and 1Gi there (kube-state-metrics
+/// says 0.5 cores), so the HPA sees 2 x 550m of usage against 2 x 1100m of
+/// requests, exactly its 50 % target: 2 replicas, not 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommend_discovers_workloads_and_reads_pod_requests_from_the_kubernetes_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_cluster(&data, END);
+    let pod = |name: &str, phase: &str| {
+        serde_json::json!({
+            "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"containers": [
+                {"name": "app", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}},
+                {"name": "proxy", "resources": {"requests": {"cpu": "100m"}}}
+            ]},
+            "status": {"phase": phase}
+        })
+    };
+    let (api, asked) = fake_kubernetes_api_with_pods(Some(serde_json::json!([
+        pod(POD_A, "Running"),
+        pod(POD_B, "Running"),
+        // A finished pod of an older template holds nothing.
+        {
+            "metadata": {"name": "web-5f6d7c8b9d-q2w4x", "namespace": "shop"},
+            "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": "8"}}}]},
+            "status": {"phase": "Succeeded"}
+        }
+    ])))
+    .await;
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(
+        &config,
+        format!("autoscaler:\n  kubernetes:\n    api_server: {api}\n"),
+    )
+    .unwrap();
+    let json = sextant::cli::recommend::run(RecommendArgs {
+        source: source(&data, &config),
+        output: OutputFormat::Json,
+        time: Some((END / 1000).to_string()),
+    })
+    .await
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let workloads = report["workloads"].as_array().unwrap();
+    assert_eq!(workloads.len(), 1, "{json}");
+    let web = &workloads[0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["errors"], serde_json::json!([]));
+    assert_eq!(web["inputs"]["requests_from"], "kubernetes API");
+    let app = &web["containers"][0];
+    assert_eq!(app["cpu"]["current_request"], 1.0);
+    assert_eq!(app["cpu"]["target"], 0.587);
+    assert_eq!(app["memory"]["current_request"], 1_073_741_824.0);
+    assert_eq!(web["hpa"]["desired_replicas"], 2);
+    assert!(asked.lock().contains(&"/api/v1/pods".to_string()));
 }

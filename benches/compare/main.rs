@@ -10,6 +10,7 @@
 
 mod generator;
 mod measure;
+mod remote_write;
 mod report;
 mod systems;
 
@@ -44,6 +45,14 @@ pub enum Error {
 #[derive(Debug, Parser)]
 #[command(about = "Side-by-side benchmark: Sextant vs Prometheus vs VictoriaMetrics")]
 struct Args {
+    /// What to compare: `ingest` (storage, memory, disk and queries of all three
+    /// systems) or `remote-write` (remote write throughput of Sextant and
+    /// Prometheus in agent mode into VictoriaMetrics, steady and catching up).
+    #[arg(long, default_value = "ingest")]
+    mode: String,
+    /// remote-write mode: how long the receiver is down before the catch-up.
+    #[arg(long, default_value = "60s")]
+    outage: String,
     /// Sizes to run, comma separated: scrape (50 targets x 2000 series every
     /// 5 s), 100k (20 x 5000 every 10 s), 1m (100 x 10000 every 60 s).
     #[arg(long, value_delimiter = ',', default_value = "scrape")]
@@ -280,6 +289,22 @@ async fn run(args: Args) -> Result<(), Error> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()?;
+    match args.mode.as_str() {
+        "ingest" => {}
+        "remote-write" => {
+            let outage = parse_duration(&args.outage)?;
+            for size in &sizes {
+                remote_write::run(
+                    &systems, &binaries, size, duration, outage, args.seed, &work, &args.out,
+                    &client,
+                )
+                .await?;
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            return Ok(());
+        }
+        other => return Err(Error::Usage(format!("unknown mode {other:?}"))),
+    }
     let command: String = std::env::args().collect::<Vec<_>>().join(" ");
 
     let node_exporter = if args.node_exporter_bin.as_os_str().is_empty() {
@@ -512,7 +537,7 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn free_port() -> Result<u16, Error> {
+pub(crate) fn free_port() -> Result<u16, Error> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

@@ -1,5 +1,7 @@
 //! `sextant recommend`: HPA replicas and VPA requests for the workloads of a
-//! configuration's `autoscaler` section (`--config`), or for every Deployment,
+//! configuration's `autoscaler` section (`--config`; with `autoscaler.kubernetes`,
+//! also the workloads annotated `sextant.io/recommend: "true"` and the pods'
+//! requests, read from the Kubernetes API as `serve` does), or for every Deployment,
 //! StatefulSet and DaemonSet kube-state-metrics reports (no `--config`, as KRR
 //! does), read from any Prometheus-compatible server (`--prometheus`) or from a
 //! Sextant data directory (`--data-dir`).
@@ -29,6 +31,7 @@ use tsdb::promql::{EngineOptions, QueryBackend, QueryResult};
 use crate::api::params::parse_time;
 use crate::backend::LocalBackend;
 use crate::config::{AutoscalerConfig, Config};
+use crate::kubernetes::{WorkloadDiscovery, merge_workloads};
 use crate::metrics::Registry;
 use crate::remote_backend::RemoteBackend;
 
@@ -172,23 +175,48 @@ pub async fn run(args: RecommendArgs) -> Result<String> {
     format(&report, args.output)
 }
 
-/// The report for the configured workloads, or for the discovered ones when there
-/// is no configuration.
+/// The report for the configured workloads, plus those discovered through the
+/// Kubernetes API when the section has `kubernetes` (as `serve` does), or for the
+/// workloads kube-state-metrics reports when there is no configuration.
 pub async fn recommend<B: QueryBackend>(
     backend: &B,
     section: &AutoscalerConfig,
     configured: bool,
     at_ms: i64,
 ) -> Result<Report> {
-    let workloads = if configured {
+    let mut workloads = if configured {
         section.workloads.clone()
     } else {
         recommender::discover(backend, at_ms)
             .await
             .context("discovering workloads from kube-state-metrics")?
     };
+    let mut pod_requests = None;
+    if let Some(kubernetes) = section.kubernetes.as_ref().filter(|_| configured) {
+        // The same discovery as `serve`: annotated workloads with their HPA and VPA
+        // objects, and the pods' requests from their specs.
+        let discovery = WorkloadDiscovery::new(kubernetes)
+            .await
+            .context("connecting to the Kubernetes API (autoscaler.kubernetes)")?;
+        let (discovered, warnings) = discovery
+            .workloads()
+            .await
+            .context("discovering workloads through the Kubernetes API")?;
+        for warning in warnings {
+            tracing::warn!(warning, "Kubernetes object not usable for recommendations.");
+        }
+        workloads = merge_workloads(&workloads, &discovered);
+        pod_requests = match discovery.pod_requests().await {
+            Ok(requests) => Some(requests),
+            Err(error) => {
+                tracing::warn!(error = %error, "Cannot list pods; reading requests from kube-state-metrics.");
+                None
+            }
+        };
+    }
     let mut recommender =
         Recommender::new(workloads, crate::server::recommender::options(section))?;
+    recommender.set_pod_requests(pod_requests);
     Ok(recommender.refresh(backend, at_ms).await)
 }
 

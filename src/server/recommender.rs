@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use autoscaler::controller::PodRequests;
 use autoscaler::recommender::{Options, Recommender, Report, WorkloadSpec};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, watch};
@@ -64,6 +65,9 @@ impl Targets {
 struct Discovered {
     discovery: Option<WorkloadDiscovery>,
     workloads: Vec<WorkloadSpec>,
+    /// The pods' requests from the API; `None` (kube-state-metrics) when the pods
+    /// could not be listed.
+    pod_requests: Option<PodRequests>,
 }
 
 /// How long one discovery may take.
@@ -84,6 +88,7 @@ impl Discovered {
         Discovered {
             discovery,
             workloads: Vec::new(),
+            pod_requests: None,
         }
     }
 
@@ -106,6 +111,21 @@ impl Discovered {
                 tracing::warn!("Kubernetes workload discovery timed out; keeping the last list.");
             }
         }
+        // Requests change with every rollout: stale ones are worse than
+        // kube-state-metrics', so a failed list falls back to those.
+        self.pod_requests = match tokio::time::timeout(DISCOVERY_TIMEOUT, discovery.pod_requests())
+            .await
+        {
+            Ok(Ok(requests)) => Some(requests),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, "Cannot list pods; reading requests from kube-state-metrics.");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("Listing pods timed out; reading requests from kube-state-metrics.");
+                None
+            }
+        };
     }
 }
 
@@ -132,6 +152,7 @@ impl RecommenderService {
             merge_workloads(&targets.configured, &discovered.workloads),
             options(config),
         )?;
+        recommender.set_pod_requests(discovered.pod_requests.clone());
         let latest: Latest = Arc::new(RwLock::new(None));
         let stats = Arc::new(Mutex::new(RefreshStats::default()));
         register_metrics(registry, &latest, &stats);
@@ -184,6 +205,7 @@ impl RecommenderService {
                 discovered.refresh().await;
                 recommender
                     .set_workloads(merge_workloads(&targets.configured, &discovered.workloads));
+                recommender.set_pod_requests(discovered.pod_requests.clone());
                 tokio::select! {
                     _ = &mut stopped => break,
                     () = refresh(&mut recommender) => {}
