@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::generator::{SERIES_PER_UNIT, Targets};
 use crate::measure::{clock_ticks, get_text, proc_stat};
-use crate::systems::{Binaries, System, package_version};
+use crate::systems::{Binaries, System};
 use crate::{Error, Size, free_port, report};
 
 /// The queue settings both senders get (Prometheus 3's defaults, which Sextant
