@@ -317,6 +317,7 @@ mod tests {
                     memory_samples: 0,
                     dropped_samples: 0,
                     queries: Vec::new(),
+                    requests_from: None,
                 },
                 errors: vec!["memory: no data <here>".into()],
             }],
