@@ -154,6 +154,15 @@ pub trait SampleIterator: Send {
             }
         }
     }
+
+    /// The start (created) timestamp of the sample last returned by
+    /// [`next`](Self::next) or [`seek`](Self::seek): when the counter it
+    /// belongs to started counting, as OpenTelemetry and Prometheus 3 carry
+    /// it. 0 means unknown, as for storages that do not keep start
+    /// timestamps.
+    fn start_timestamp(&self) -> i64 {
+        0
+    }
 }
 
 /// A [`SampleIterator`] over owned samples.

@@ -650,7 +650,7 @@ fn count_values(ev: &mut Evaluator<'_>, agg: &Aggregate) -> Result<Evaluated> {
         Some(ExprKind::String(s)) => s.clone(),
         _ => return Err(Error::eval("count_values requires a string parameter")),
     };
-    if label.is_empty() || std::str::from_utf8(label.as_bytes()).is_err() {
+    if !super::functions::is_valid_label_name(&label) {
         return Err(Error::eval(format!("invalid label name {label:?}")));
     }
     let input = ev.eval_vector(&agg.expr)?;

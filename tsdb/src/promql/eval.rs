@@ -241,6 +241,37 @@ pub(crate) fn drop_metric_name(labels: &Labels) -> Labels {
 pub(crate) struct RangeSeries {
     pub labels: Labels,
     pub points: Vec<Point>,
+    /// The start timestamp of each point (0: unknown), or empty. Only range
+    /// selectors carry them: a subquery's points are computed, not stored.
+    pub start_timestamps: Vec<i64>,
+}
+
+impl RangeSeries {
+    /// The series of a range selector: staleness markers are not samples.
+    fn from_loaded(series: &LoadedSeries) -> Self {
+        let mut points = Vec::with_capacity(series.points.len());
+        let mut start_timestamps = Vec::new();
+        if series.start_timestamps.is_empty() {
+            points.extend(series.points.iter().filter(|p| !is_stale_nan(p.v)));
+        } else {
+            for (p, st) in series.points.iter().zip(&series.start_timestamps) {
+                if !is_stale_nan(p.v) {
+                    points.push(*p);
+                    start_timestamps.push(*st);
+                }
+            }
+        }
+        RangeSeries {
+            labels: series.labels.clone(),
+            points,
+            start_timestamps,
+        }
+    }
+
+    /// The start timestamps of the points `range` (empty when unknown).
+    pub(crate) fn start_timestamps_of(&self, range: std::ops::Range<usize>) -> &[i64] {
+        self.start_timestamps.get(range).unwrap_or(&[])
+    }
 }
 
 /// A range vector argument of a function: its series and how to cut the
@@ -269,13 +300,18 @@ impl RangeArg {
     /// lookback delta backwards for `anchored` and `smoothed`, and forwards
     /// for `smoothed`.
     pub(crate) fn window<'s>(&self, points: &'s [Point], t: i64) -> &'s [Point] {
+        &points[self.window_indices(points, t)]
+    }
+
+    /// The indices of [`window`](Self::window)'s points in `points`.
+    pub(crate) fn window_indices(&self, points: &[Point], t: i64) -> std::ops::Range<usize> {
         let (start, end) = self.window_bounds(t);
         match self.extension {
-            None => window(points, start, end),
+            None => window_indices(points, start, end),
             Some(Extension::Anchored) => {
-                window(points, start.saturating_sub(self.lookback_ms), end)
+                window_indices(points, start.saturating_sub(self.lookback_ms), end)
             }
-            Some(Extension::Smoothed) => window(
+            Some(Extension::Smoothed) => window_indices(
                 points,
                 start.saturating_sub(self.lookback_ms),
                 end.saturating_add(self.lookback_ms),
@@ -286,9 +322,14 @@ impl RangeArg {
 
 /// The points of `points` in `(start, end]`.
 pub(crate) fn window(points: &[Point], start: i64, end: i64) -> &[Point] {
+    &points[window_indices(points, start, end)]
+}
+
+/// The indices of the points of `points` in `(start, end]`.
+pub(crate) fn window_indices(points: &[Point], start: i64, end: i64) -> std::ops::Range<usize> {
     let lo = points.partition_point(|p| p.t <= start);
     let hi = points.partition_point(|p| p.t <= end);
-    &points[lo..hi.max(lo)]
+    lo..hi.max(lo)
 }
 
 pub(crate) struct Evaluator<'a> {
@@ -594,10 +635,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The timestamps of the samples an instant selector picks at each step,
-    /// in seconds: `timestamp(selector)`.
+    /// in seconds: `timestamp(selector)`; with `start`, their start
+    /// timestamps (0 when unknown): `start_timestamp(selector)`.
     pub(crate) fn eval_selector_timestamps(
         &mut self,
         selector: &Selector,
+        start: bool,
     ) -> Result<Vec<StepSeries>> {
         let data = self.data;
         let loaded = data.get(selector.id).map(Vec::as_slice).unwrap_or(&[]);
@@ -615,9 +658,16 @@ impl<'a> Evaluator<'a> {
                 if point.t <= reference.saturating_sub(lookback) || is_stale_nan(point.v) {
                     continue;
                 }
-                step_series
-                    .points
-                    .push(Point::new(t, point.t as f64 / 1000.0));
+                let ms = if start {
+                    series
+                        .start_timestamps
+                        .get(newest - 1)
+                        .copied()
+                        .unwrap_or(0)
+                } else {
+                    point.t
+                };
+                step_series.points.push(Point::new(t, ms as f64 / 1000.0));
             }
             if !step_series.points.is_empty() {
                 out.push(step_series);
@@ -634,18 +684,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Range { selector, range_ms } => {
                 let data = self.data;
                 let loaded = data.get(selector.id).map(Vec::as_slice).unwrap_or(&[]);
-                let series = loaded
-                    .iter()
-                    .map(|s| RangeSeries {
-                        labels: s.labels.clone(),
-                        points: s
-                            .points
-                            .iter()
-                            .copied()
-                            .filter(|p| !is_stale_nan(p.v))
-                            .collect(),
-                    })
-                    .collect();
+                let series = loaded.iter().map(RangeSeries::from_loaded).collect();
                 Ok(RangeArg {
                     series,
                     range_ms: *range_ms,
@@ -706,6 +745,7 @@ impl<'a> Evaluator<'a> {
                         s.labels
                     },
                     points: s.points,
+                    start_timestamps: Vec::new(),
                 })
                 .collect(),
             Evaluated::Scalar(values) => vec![RangeSeries {
@@ -715,6 +755,7 @@ impl<'a> Evaluator<'a> {
                     .zip(values)
                     .map(|(t, v)| Point::new(t, v))
                     .collect(),
+                start_timestamps: Vec::new(),
             }],
             _ => return Err(Error::eval("subquery is only allowed on instant vector")),
         };

@@ -9,6 +9,8 @@
 mod histogram;
 pub(crate) mod info;
 mod labels;
+
+pub(crate) use labels::is_valid_label_name;
 mod math;
 mod over_time;
 mod range;
@@ -39,6 +41,7 @@ pub(crate) fn is_supported(name: &str) -> bool {
                 | "time"
                 | "pi"
                 | "timestamp"
+                | "start_timestamp"
                 | "start"
                 | "end"
                 | "step"
@@ -74,6 +77,9 @@ pub(crate) fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
 pub(crate) struct Window<'a> {
     /// The samples in `(range_start, range_end]`, oldest first.
     pub points: &'a [Point],
+    /// The start timestamp of each of `points` (0: unknown), or empty when
+    /// none is known.
+    pub start_timestamps: &'a [i64],
     /// The step being evaluated.
     pub t: i64,
     pub range_start: i64,
@@ -163,7 +169,9 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, call: &Call, pos: usize) -> Result<Ev
         "timestamp" => {
             let argument = arg_required(call, 0)?;
             if let ExprKind::Selector(selector) = &argument.unparen().kind {
-                return Ok(Evaluated::Vector(ev.eval_selector_timestamps(selector)?));
+                return Ok(Evaluated::Vector(
+                    ev.eval_selector_timestamps(selector, false)?,
+                ));
             }
             let mut input = ev.eval_vector(argument)?;
             for series in &mut input {
@@ -173,6 +181,18 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, call: &Call, pos: usize) -> Result<Ev
                 }
             }
             return Ok(Evaluated::Vector(input));
+        }
+        "start_timestamp" => {
+            let argument = arg_required(call, 0)?;
+            if let ExprKind::Selector(selector) = &argument.unparen().kind {
+                return Ok(Evaluated::Vector(
+                    ev.eval_selector_timestamps(selector, true)?,
+                ));
+            }
+            // Only samples read from storage have start timestamps: a
+            // computed vector has none, so the result is empty.
+            ev.eval_vector(argument)?;
+            return Ok(Evaluated::Vector(Vec::new()));
         }
         _ => {}
     }
@@ -305,15 +325,31 @@ fn eval_range_function(
     let mut out = Vec::with_capacity(range_arg.series.len());
     let mut params = vec![0.0; scalar_args.len()];
     let mut non_counters = Vec::new();
+    let mut overlapping = Vec::new();
     for series in &range_arg.series {
         ev.check()?;
         let mut step_series = StepSeries::new(series.labels.clone(), drop_name);
         let mut largest_window = 0;
         for (step, t) in grid.times().enumerate() {
             let (range_start, range_end) = range_arg.window_bounds(t);
-            let points = range_arg.window(&series.points, t);
+            let indices = range_arg.window_indices(&series.points, t);
+            let points = &series.points[indices.clone()];
             if points.is_empty() {
                 continue;
+            }
+            // The extended windows reach beyond the range and do not use
+            // start timestamps (as in Prometheus).
+            let start_timestamps = match range_arg.extension {
+                None => series.start_timestamps_of(indices),
+                Some(_) => &[],
+            };
+            if matches!(call.name, "rate" | "increase")
+                && range::start_timestamps_overlap(points, start_timestamps)
+            {
+                let name = series.labels.metric_name().unwrap_or("");
+                if !overlapping.iter().any(|n| n == name) {
+                    overlapping.push(name.to_string());
+                }
             }
             largest_window = largest_window.max(points.len());
             for (p, values) in params.iter_mut().zip(&scalar_args) {
@@ -321,6 +357,7 @@ fn eval_range_function(
             }
             let w = Window {
                 points,
+                start_timestamps,
                 t,
                 range_start,
                 range_end,
@@ -349,6 +386,14 @@ fn eval_range_function(
         out.push(step_series);
     }
     let pos = call.args[matrix_index].pos;
+    for name in overlapping {
+        ev.warn(
+            format!(
+                "sample has start time that overlaps with previous sample timestamp for metric {name:?}"
+            ),
+            pos,
+        );
+    }
     for name in non_counters {
         ev.info(
             format!(

@@ -37,6 +37,9 @@ impl QueryContext {
 pub(crate) struct LoadedSeries {
     pub labels: Labels,
     pub points: Vec<Point>,
+    /// The start timestamp of each point (0: unknown); empty when the
+    /// storage knows none, which is the common case.
+    pub start_timestamps: Vec<i64>,
 }
 
 /// The series of every selector, indexed by selector id.
@@ -90,10 +93,18 @@ pub(crate) fn load(
         let mut series_list = Vec::with_capacity(set.series.len());
         for mut series in set.series {
             let mut points = Vec::new();
+            let mut start_timestamps = Vec::new();
             let mut next = series.samples.seek(plan.hints.start);
             while let Some(sample) = next {
                 if sample.t > plan.hints.end {
                     break;
+                }
+                let st = series.samples.start_timestamp();
+                if st != 0 && start_timestamps.is_empty() {
+                    start_timestamps.resize(points.len(), 0);
+                }
+                if st != 0 || !start_timestamps.is_empty() {
+                    start_timestamps.push(st);
                 }
                 points.push(sample);
                 next = series.samples.next();
@@ -101,6 +112,7 @@ pub(crate) fn load(
             series_list.push(LoadedSeries {
                 labels: series.labels,
                 points,
+                start_timestamps,
             });
         }
         // Queriers return series sorted by labels; keep that promise even for

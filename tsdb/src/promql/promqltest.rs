@@ -7,13 +7,14 @@
 //! - a PromQL parse error fails that one eval, not the whole file;
 //! - native histogram values cannot be stored, so they are dropped on load
 //!   and expectations with histograms fail (such evals belong in the skip
-//!   list), as do start-timestamp (`@st`) lines;
+//!   list);
 //! - the @-variants are built by pinning the parsed query, not by printing
 //!   it, so annotation positions refer to the original text.
 //!
 //! Used by `tsdb/tests/promql.rs` and by `sextant promqltest`.
 
 mod script;
+mod storage;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -23,9 +24,9 @@ use std::time::Duration;
 use script::{Command, Eval, EvalTime, Expected, MessageMatch, SeriesDescription, Slot};
 
 use super::{Engine, EngineOptions, QueryResult, Value};
-use crate::head::{Head, HeadOptions};
 use crate::model::{Labels, STALE_NAN, Sample, is_stale_nan};
 use crate::storage::Appendable;
+use storage::TestStorage;
 
 /// How one eval ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +235,7 @@ pub fn run_file(path: &Path, name: &str, skips: &SkipList) -> std::io::Result<Fi
 pub fn run_script(name: &str, script: &str, skips: &SkipList) -> FileReport {
     let engine = test_engine();
     // A pure in-memory head, replaced on `clear`.
-    let mut storage = Head::new(HeadOptions::default());
+    let mut storage = TestStorage::new();
     let mut report = FileReport {
         name: name.to_string(),
         evals: Vec::new(),
@@ -243,7 +244,7 @@ pub fn run_script(name: &str, script: &str, skips: &SkipList) -> FileReport {
     for command in script::parse_script(script) {
         let (line, expr, outcome, native_histograms) = match command {
             Command::Clear => {
-                storage = Head::new(HeadOptions::default());
+                storage = TestStorage::new();
                 histogram_names.clear();
                 continue;
             }
@@ -253,7 +254,7 @@ pub fn run_script(name: &str, script: &str, skips: &SkipList) -> FileReport {
                 with_nhcb,
             } => {
                 note_histograms(&series, with_nhcb, &mut histogram_names);
-                if let Err(why) = load(&storage, &series, step_ms) {
+                if let Err(why) = load(&mut storage, &series, step_ms) {
                     report.evals.push(EvalReport {
                         line: 0,
                         expr: "load".to_string(),
@@ -335,9 +336,15 @@ fn mentions_any(expr: &str, names: &HashSet<String>) -> bool {
     false
 }
 
-fn load(storage: &Head, series: &[SeriesDescription], step_ms: i64) -> Result<(), String> {
-    let mut appender = storage.appender();
+fn load(
+    storage: &mut TestStorage,
+    series: &[SeriesDescription],
+    step_ms: i64,
+) -> Result<(), String> {
+    let mut appender = storage.head.appender();
+    let mut start_timestamps = Vec::new();
     for description in series {
+        let mut pairs = Vec::new();
         for (k, slot) in description.slots.iter().enumerate() {
             let t = k as i64 * step_ms;
             let v = match slot {
@@ -350,12 +357,20 @@ fn load(storage: &Head, series: &[SeriesDescription], step_ms: i64) -> Result<()
             appender
                 .append(None, &description.labels, Sample::new(t, v))
                 .map_err(|e| e.to_string())?;
+            if let Some(Some(offset)) = description.start_offsets.get(k) {
+                pairs.push((t, t.saturating_add(*offset)));
+            }
         }
+        start_timestamps.push((&description.labels, pairs));
     }
-    appender.commit().map_err(|e| e.to_string())
+    appender.commit().map_err(|e| e.to_string())?;
+    for (labels, pairs) in start_timestamps {
+        storage.add_start_timestamps(labels, &pairs);
+    }
+    Ok(())
 }
 
-fn run_eval(engine: &Engine, storage: &Head, eval: &Eval) -> Result<(), String> {
+fn run_eval(engine: &Engine, storage: &TestStorage, eval: &Eval) -> Result<(), String> {
     match eval.time {
         EvalTime::Range {
             start_ms,
@@ -431,7 +446,7 @@ fn calls_time_dependent_function(expr: &str) -> bool {
 
 /// Runs an instant query and checks it, then its range-mode cross-check.
 fn check_instant(
-    storage: &Head,
+    storage: &TestStorage,
     eval: &Eval,
     query: &super::Query,
     at_ms: i64,
@@ -695,7 +710,7 @@ fn compare_matrix(
 /// Runs an instant eval again as a range query around its time, as the Go
 /// runner does, and checks the point at the eval time.
 fn cross_check_as_range(
-    storage: &Head,
+    storage: &TestStorage,
     eval: &Eval,
     query: &super::Query,
     at_ms: i64,

@@ -13,9 +13,11 @@ use super::{arg_required, string_arg};
 use crate::model::{Labels, LabelsBuilder, METRIC_NAME, MatchOp};
 use crate::promql::Point;
 
-/// Label names may be any non-empty UTF-8 string in Prometheus 3.
-fn is_valid_label_name(name: &str) -> bool {
-    !name.is_empty()
+/// Label names may be any non-empty UTF-8 string in Prometheus 3. U+FFFD
+/// stands for bytes of a string literal that are not UTF-8 (see
+/// `parse::extensions`).
+pub(crate) fn is_valid_label_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(char::REPLACEMENT_CHARACTER)
 }
 
 pub(super) fn label_replace(ev: &mut Evaluator<'_>, call: &Call) -> Result<Evaluated> {

@@ -15,11 +15,11 @@ pub(super) fn function(name: &str) -> Option<RangeFn> {
         "rate" => |w| Ok(rate(w, true, true)),
         "increase" => |w| Ok(rate(w, true, false)),
         "delta" => |w| Ok(rate(w, false, false)),
-        "irate" => |w| Ok(instant_value(w.points, true)),
-        "idelta" => |w| Ok(instant_value(w.points, false)),
+        "irate" => |w| Ok(instant_value(w, true)),
+        "idelta" => |w| Ok(instant_value(w, false)),
         "deriv" => |w| Ok(deriv(w.points)),
         "predict_linear" => |w| Ok(predict_linear(w)),
-        "resets" => |w| Ok(anchored_points(w).map(resets)),
+        "resets" => |w| Ok(anchored_points(w).map(|points| resets(points, w.start_timestamps))),
         "changes" => |w| Ok(anchored_points(w).map(changes)),
         "double_exponential_smoothing" => |w| Ok(double_exponential_smoothing(w)),
         _ => return None,
@@ -121,27 +121,94 @@ fn extended_rate(
     Some(result)
 }
 
+/// The start timestamp of sample `i` when it can be used: known, and before
+/// the sample (a start at the sample's own time covers no time, one after it
+/// is invalid). Missing start timestamps count as unknown.
+fn start_timestamp(points: &[Point], start_timestamps: &[i64], i: usize) -> Option<i64> {
+    let st = *start_timestamps.get(i)?;
+    (st != 0 && st < points.get(i)?.t).then_some(st)
+}
+
+/// Whether the start timestamps say the counter restarted between samples
+/// `i - 1` and `i` (Prometheus's `isStartTimestampReset`): it did when the
+/// sample started after the previous one was taken. A start exactly at the
+/// previous sample's time is a delta sample (a reset) when the previous
+/// sample has a start of its own, and a cumulative series of unknown start
+/// (OpenTelemetry) otherwise.
+fn is_start_timestamp_reset(points: &[Point], start_timestamps: &[i64], i: usize) -> bool {
+    let (Some(st), Some(previous)) = (
+        start_timestamp(points, start_timestamps, i),
+        i.checked_sub(1).and_then(|j| points.get(j)),
+    ) else {
+        return false;
+    };
+    match st.cmp(&previous.t) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Equal => start_timestamp(points, start_timestamps, i - 1).is_some(),
+    }
+}
+
+/// Whether a sample of the window starts before the previous sample was
+/// taken, other than by sharing its start (a cumulative series): start
+/// timestamps that contradict each other, which `rate` warns about.
+pub(super) fn start_timestamps_overlap(points: &[Point], start_timestamps: &[i64]) -> bool {
+    start_timestamps.len() == points.len()
+        && (1..points.len()).any(|i| {
+            let st = start_timestamps[i];
+            st != 0 && st < points[i - 1].t && st != start_timestamps[i - 1]
+        })
+}
+
 /// The increase (or rate) over the window, extrapolated towards the window
 /// edges as Prometheus does: all the way when the first/last sample is
 /// within 110% of the average sample interval from the edge, otherwise by
-/// half an interval; counters are never extrapolated below zero.
+/// half an interval; counters are never extrapolated below zero. A counter
+/// whose first sample has a start timestamp inside the window is not
+/// extrapolated to the left: it was zero at its start.
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
     let points = w.points;
-    if points.len() < 2 {
+    let sts = w.start_timestamps;
+    let zero_at = if is_counter {
+        start_timestamp(points, sts, 0).filter(|&st| st > w.range_start)
+    } else {
+        None
+    };
+    let first = *points.first()?;
+    let last = points[points.len() - 1];
+    if points.len() < 2 && zero_at.is_none() {
         return None;
     }
-    let first = points[0];
-    let last = points[points.len() - 1];
     let mut result = last.v - first.v;
     if is_counter {
-        for pair in points.windows(2) {
-            if pair[1].v < pair[0].v {
+        for (i, pair) in points.windows(2).enumerate() {
+            if pair[1].v < pair[0].v || is_start_timestamp_reset(points, sts, i + 1) {
                 result += pair[0].v;
             }
         }
     }
-    let mut duration_to_start = (first.t as f64 - w.range_start as f64) / 1000.0;
     let mut duration_to_end = (w.range_end as f64 - last.t as f64) / 1000.0;
+    if let Some(zero_at) = zero_at {
+        // The increase from zero at the start to the last sample, and no
+        // extrapolation before the start; the average interval (for the
+        // right edge) is that of the samples.
+        result += first.v;
+        let sampled_interval = (last.t - zero_at) as f64 / 1000.0;
+        if points.len() < 2 {
+            duration_to_end = 0.0;
+        } else {
+            let average = (last.t - first.t) as f64 / 1000.0 / (points.len() - 1) as f64;
+            if duration_to_end >= average * 1.1 {
+                duration_to_end = average / 2.0;
+            }
+        }
+        let mut factor = (sampled_interval + duration_to_end) / sampled_interval;
+        if is_rate {
+            factor /= w.range_ms as f64 / 1000.0;
+        }
+        return Some(result * factor);
+    }
+    let mut duration_to_start = (first.t as f64 - w.range_start as f64) / 1000.0;
     let sampled_interval = (last.t - first.t) as f64 / 1000.0;
     let average_between_samples = sampled_interval / (points.len() - 1) as f64;
     let threshold = average_between_samples * 1.1;
@@ -169,7 +236,8 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
 }
 
 /// `irate`/`idelta`: the last two samples of the window.
-fn instant_value(points: &[Point], is_rate: bool) -> Option<f64> {
+fn instant_value(w: &Window<'_>, is_rate: bool) -> Option<f64> {
+    let points = w.points;
     if points.len() < 2 {
         return None;
     }
@@ -181,7 +249,8 @@ fn instant_value(points: &[Point], is_rate: bool) -> Option<f64> {
     }
     // For a counter reset the new value is the increase (a NaN is not a
     // reset).
-    let reset = last.v < previous.v;
+    let reset = last.v < previous.v
+        || is_start_timestamp_reset(points, w.start_timestamps, points.len() - 1);
     let mut result = if is_rate && reset {
         last.v
     } else {
@@ -245,8 +314,15 @@ fn predict_linear(w: &Window<'_>) -> Option<f64> {
     Some(slope * duration + intercept)
 }
 
-fn resets(points: &[Point]) -> f64 {
-    points.windows(2).filter(|p| p[1].v < p[0].v).count() as f64
+/// Counter resets: a value below the previous one, or a start timestamp
+/// after the previous sample. `start_timestamps` are those of `points`, or
+/// empty.
+fn resets(points: &[Point], start_timestamps: &[i64]) -> f64 {
+    (1..points.len())
+        .filter(|&i| {
+            points[i].v < points[i - 1].v || is_start_timestamp_reset(points, start_timestamps, i)
+        })
+        .count() as f64
 }
 
 fn changes(points: &[Point]) -> f64 {
@@ -310,6 +386,7 @@ mod tests {
     fn window(points: &[Point], start: i64, end: i64) -> Window<'_> {
         Window {
             points,
+            start_timestamps: &[],
             t: end,
             range_start: start,
             range_end: end,
@@ -342,7 +419,7 @@ mod tests {
         let w = window(&points, 10_000, 30_000);
         // 3 + 2 after the reset; no extrapolation needed.
         assert_eq!(extrapolated_rate(&w, true, false), Some(5.0));
-        assert_eq!(resets(&points), 1.0);
+        assert_eq!(resets(&points, &[]), 1.0);
         assert_eq!(changes(&points), 2.0);
     }
 
@@ -353,8 +430,32 @@ mod tests {
             Point::new(10_000, 3.0),
             Point::new(20_000, 8.0),
         ];
-        assert_eq!(instant_value(&points, true), Some(0.5));
-        assert_eq!(instant_value(&points, false), Some(5.0));
+        let w = window(&points, 0, 20_000);
+        assert_eq!(instant_value(&w, true), Some(0.5));
+        assert_eq!(instant_value(&w, false), Some(5.0));
+    }
+
+    #[test]
+    fn start_timestamps_mark_resets_and_the_counter_start() {
+        // A delta-like counter: every sample starts when the previous one
+        // was taken, so each is a reset and the first starts at 0 s,
+        // inside the window (-1 ms, 20 s].
+        let points = vec![Point::new(10_000, 2.0), Point::new(20_000, 2.0)];
+        let start_timestamps = [1, 10_000];
+        let mut w = window(&points, -1, 20_000);
+        w.start_timestamps = &start_timestamps;
+        // 2 from zero at the start, 2 more after the reset; nothing to
+        // extrapolate.
+        assert_eq!(extrapolated_rate(&w, true, false), Some(4.0));
+        assert_eq!(resets(&points, &start_timestamps), 1.0);
+        assert_eq!(instant_value(&w, true), Some(0.2));
+        // A start at the previous sample's time is no reset when the
+        // previous sample's start is unknown (a cumulative series).
+        assert_eq!(resets(&points, &[0, 10_000]), 0.0);
+        // Start timestamps at or after their sample are ignored.
+        assert_eq!(resets(&points, &[10_000, 20_000]), 0.0);
+        assert!(start_timestamps_overlap(&points, &[5_000, 6_000]));
+        assert!(!start_timestamps_overlap(&points, &[5_000, 5_000]));
     }
 
     #[test]

@@ -5,7 +5,12 @@
 //!   plain millisecond durations;
 //! - the `anchored` and `smoothed` selector modifiers, removed from the text
 //!   and returned with their positions, for the parser to attach to the
-//!   selectors they follow.
+//!   selectors they follow;
+//! - `\xNN` escapes of bytes from 0x80 in string literals: in Go (and so in
+//!   Prometheus) each is one byte, in promql-parser one code point. Runs of
+//!   them are decoded here as bytes: valid UTF-8 becomes its characters,
+//!   anything else U+FFFD, which label name checks then refuse as the invalid
+//!   UTF-8 it stands for (a Rust string cannot hold the bytes themselves).
 
 use super::super::error::{Error, Result};
 
@@ -146,7 +151,11 @@ fn rewrite_syntax(query: &str, times: QueryTimes) -> Result<Rewritten> {
         match c {
             b'"' | b'\'' | b'`' => {
                 let end = string_end(bytes, i);
-                out.text.push_str(&query[i..end]);
+                if c == b'`' {
+                    out.text.push_str(&query[i..end]);
+                } else {
+                    out.text.push_str(&decode_byte_escapes(&query[i..end]));
+                }
                 i = end;
                 continue;
             }
@@ -210,6 +219,44 @@ fn rewrite_syntax(query: &str, times: QueryTimes) -> Result<Rewritten> {
         i += width;
     }
     Ok(out)
+}
+
+/// The value of hex escape `\xNN` at the start of `s` when it is a byte
+/// from 0x80 (below, it is ASCII and means the same code point).
+fn high_byte_escape(s: &str) -> Option<u8> {
+    let hex = s.strip_prefix("\\x")?.get(..2)?;
+    u8::from_str_radix(hex, 16).ok().filter(|&b| b >= 0x80)
+}
+
+/// A quoted string literal with its runs of high `\xNN` escapes decoded as
+/// bytes (see the module documentation).
+fn decode_byte_escapes(literal: &str) -> String {
+    let mut out = String::with_capacity(literal.len());
+    let mut i = 0;
+    while i < literal.len() {
+        let rest = &literal[i..];
+        if high_byte_escape(rest).is_some() {
+            let mut bytes = Vec::new();
+            while let Some(byte) = high_byte_escape(&literal[i..]) {
+                bytes.push(byte);
+                i += 4;
+            }
+            out.push_str(&String::from_utf8_lossy(&bytes));
+            continue;
+        }
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else { break };
+        out.push(c);
+        i += c.len_utf8();
+        // An escaped character is copied with its backslash.
+        if c == '\\'
+            && let Some(escaped) = chars.next()
+        {
+            out.push(escaped);
+            i += escaped.len_utf8();
+        }
+    }
+    out
 }
 
 fn string_end(bytes: &[u8], start: usize) -> usize {
@@ -624,6 +671,13 @@ mod tests {
             range_ms: 10_000,
         };
         assert_eq!(rewrite(query, times).unwrap().text, expected);
+    }
+
+    #[test]
+    fn high_byte_escapes_are_bytes() {
+        check(r#"f("\xc3\xbf", '\xff')"#, "f(\"\u{ff}\", '\u{fffd}')");
+        check(r#"f("\\xff", "\x41")"#, r#"f("\\xff", "\x41")"#);
+        check(r#"f(`\xff`)"#, r#"f(`\xff`)"#);
     }
 
     #[test]

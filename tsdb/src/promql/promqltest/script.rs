@@ -20,6 +20,9 @@ pub(crate) enum Slot {
 pub(crate) struct SeriesDescription {
     pub labels: Labels,
     pub slots: Vec<Slot>,
+    /// From the `@st` line before the series line: per slot, the start
+    /// timestamp's offset from the sample's timestamp; empty without one.
+    pub start_offsets: Vec<Option<i64>>,
 }
 
 /// How an expectation matches a message.
@@ -172,17 +175,39 @@ fn parse_load(header: &str, body: &[String]) -> Result<Command, String> {
     }
     let step_ms = parse_duration(parts.next().unwrap_or("").trim())?;
     let mut series: Vec<SeriesDescription> = Vec::new();
+    // A start-timestamp line waiting for its series line.
+    let mut pending: Option<StartTimestampLine> = None;
     for line in body {
-        let first = line.split_whitespace().next().unwrap_or("");
-        // Start-timestamp lines (`metric@st ...`) describe a feature this
-        // engine does not have; the series line that follows still loads.
-        if first.ends_with("@st") {
+        if let Some(start_line) = parse_start_timestamp_line(line)? {
+            if pending.is_some() {
+                return Err(format!("start timestamp line {line:?} follows another one"));
+            }
+            pending = Some(start_line);
             continue;
         }
-        let description = parse_series_description(line)?;
+        let mut description = parse_series_description(line)?;
+        if let Some((labels, offsets)) = pending.take() {
+            if labels != description.labels {
+                return Err(format!(
+                    "start timestamp line for {labels:?} is followed by series {:?}",
+                    description.labels
+                ));
+            }
+            if offsets.len() != description.slots.len() {
+                return Err(format!(
+                    "start timestamp line for {labels:?} has {} values, its series {}",
+                    offsets.len(),
+                    description.slots.len()
+                ));
+            }
+            description.start_offsets = offsets;
+        }
         // A later definition of the same series replaces the earlier one.
         series.retain(|s| s.labels != description.labels);
         series.push(description);
+    }
+    if pending.is_some() {
+        return Err("start timestamp line not followed by a series line".to_string());
     }
     Ok(Command::Load {
         series,
@@ -530,7 +555,71 @@ pub(crate) fn parse_series_description(line: &str) -> Result<SeriesDescription, 
     for item in split_items(rest) {
         expand_item(&item, &mut slots)?;
     }
-    Ok(SeriesDescription { labels, slots })
+    Ok(SeriesDescription {
+        labels,
+        slots,
+        start_offsets: Vec::new(),
+    })
+}
+
+/// The labels of an `@st` line and its offsets, one per slot.
+type StartTimestampLine = (Labels, Vec<Option<i64>>);
+
+/// Parses a start-timestamp line, `<labels>@st <item> <item> ...`, into
+/// its labels and one offset per slot (`None` for `_`); `None` for any
+/// other line. Items: `_`, `_xN`, `D`, `DxN`, `D+ExN`, `D-ExN` with signed
+/// durations `D` and `E`.
+fn parse_start_timestamp_line(line: &str) -> Result<Option<StartTimestampLine>, String> {
+    let Ok((labels, rest)) = parse_labels(line) else {
+        return Ok(None);
+    };
+    let Some(items) = rest.strip_prefix("@st") else {
+        return Ok(None);
+    };
+    if !items.is_empty() && !items.starts_with(char::is_whitespace) {
+        return Ok(None);
+    }
+    let mut offsets = Vec::new();
+    for item in items.split_whitespace() {
+        let invalid = || format!("invalid start timestamp {item:?}");
+        if item == "_" {
+            offsets.push(None);
+            continue;
+        }
+        if let Some(n) = item.strip_prefix("_x") {
+            let n: usize = n.parse().map_err(|_| invalid())?;
+            offsets.extend(std::iter::repeat_n(None, n));
+            continue;
+        }
+        // Duration units have no `x`: the first one ends the durations.
+        let (head, times) = match item.split_once('x') {
+            Some((head, n)) => (head, n.parse::<usize>().map_err(|_| invalid())?),
+            None => (item, 0),
+        };
+        let bytes = head.as_bytes();
+        let (start, delta) = match (1..bytes.len()).find(|&i| matches!(bytes[i], b'+' | b'-')) {
+            Some(i) => (
+                parse_signed_duration(&head[..i]).ok_or_else(invalid)?,
+                parse_signed_duration(&head[i..]).ok_or_else(invalid)?,
+            ),
+            None => (parse_signed_duration(head).ok_or_else(invalid)?, 0),
+        };
+        let mut offset = start;
+        for _ in 0..=times {
+            offsets.push(Some(offset));
+            offset = offset.checked_add(delta).ok_or_else(invalid)?;
+        }
+    }
+    Ok(Some((labels, offsets)))
+}
+
+/// A duration with an optional leading `+` or `-`, in milliseconds.
+fn parse_signed_duration(s: &str) -> Option<i64> {
+    match s.as_bytes().first()? {
+        b'-' => parse_duration(&s[1..]).ok().map(|ms| -ms),
+        b'+' => parse_duration(&s[1..]).ok(),
+        _ => parse_duration(s).ok(),
+    }
 }
 
 /// Splits the values part on whitespace, keeping `{{ ... }}` together.
