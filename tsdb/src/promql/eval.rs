@@ -11,6 +11,7 @@
 //! (`drop_name`), and the marks are applied when the result leaves the
 //! engine, so `label_replace` and friends can still read the name.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -238,17 +239,26 @@ pub(crate) fn drop_metric_name(labels: &Labels) -> Labels {
 
 /// The series of a range argument with staleness markers removed.
 #[derive(Debug, Clone)]
-pub(crate) struct RangeSeries {
+pub(crate) struct RangeSeries<'a> {
     pub labels: Labels,
-    pub points: Vec<Point>,
+    /// Borrowed from the loaded samples unless staleness markers had to be
+    /// removed.
+    pub points: Cow<'a, [Point]>,
     /// The start timestamp of each point (0: unknown), or empty. Only range
     /// selectors carry them: a subquery's points are computed, not stored.
-    pub start_timestamps: Vec<i64>,
+    pub start_timestamps: Cow<'a, [i64]>,
 }
 
-impl RangeSeries {
+impl<'a> RangeSeries<'a> {
     /// The series of a range selector: staleness markers are not samples.
-    fn from_loaded(series: &LoadedSeries) -> Self {
+    fn from_loaded(series: &'a LoadedSeries) -> Self {
+        if !series.points.iter().any(|p| is_stale_nan(p.v)) {
+            return RangeSeries {
+                labels: series.labels.clone(),
+                points: Cow::Borrowed(&series.points),
+                start_timestamps: Cow::Borrowed(&series.start_timestamps),
+            };
+        }
         let mut points = Vec::with_capacity(series.points.len());
         let mut start_timestamps = Vec::new();
         if series.start_timestamps.is_empty() {
@@ -263,8 +273,8 @@ impl RangeSeries {
         }
         RangeSeries {
             labels: series.labels.clone(),
-            points,
-            start_timestamps,
+            points: Cow::Owned(points),
+            start_timestamps: Cow::Owned(start_timestamps),
         }
     }
 
@@ -277,8 +287,8 @@ impl RangeSeries {
 /// A range vector argument of a function: its series and how to cut the
 /// window for each step.
 #[derive(Debug, Clone)]
-pub(crate) struct RangeArg {
-    pub series: Vec<RangeSeries>,
+pub(crate) struct RangeArg<'a> {
+    pub series: Vec<RangeSeries<'a>>,
     pub range_ms: i64,
     pub offset_ms: i64,
     pub at: Option<i64>,
@@ -288,7 +298,7 @@ pub(crate) struct RangeArg {
     pub lookback_ms: i64,
 }
 
-impl RangeArg {
+impl RangeArg<'_> {
     /// The window `(start, end]` evaluated at step `t`.
     pub(crate) fn window_bounds(&self, t: i64) -> (i64, i64) {
         // Saturating: times near the ends of i64 must not overflow.
@@ -305,18 +315,53 @@ impl RangeArg {
 
     /// The indices of [`window`](Self::window)'s points in `points`.
     pub(crate) fn window_indices(&self, points: &[Point], t: i64) -> std::ops::Range<usize> {
+        let (start, end) = self.sample_bounds(t);
+        window_indices(points, start, end)
+    }
+
+    /// The `(start, end]` of the samples a function sees at step `t`: the
+    /// window, extended for `anchored` and `smoothed`. Never decreases as
+    /// `t` grows.
+    fn sample_bounds(&self, t: i64) -> (i64, i64) {
         let (start, end) = self.window_bounds(t);
         match self.extension {
-            None => window_indices(points, start, end),
-            Some(Extension::Anchored) => {
-                window_indices(points, start.saturating_sub(self.lookback_ms), end)
-            }
-            Some(Extension::Smoothed) => window_indices(
-                points,
+            None => (start, end),
+            Some(Extension::Anchored) => (start.saturating_sub(self.lookback_ms), end),
+            Some(Extension::Smoothed) => (
                 start.saturating_sub(self.lookback_ms),
                 end.saturating_add(self.lookback_ms),
             ),
         }
+    }
+}
+
+/// Slides [`RangeArg::window`] over one series as the steps advance: the
+/// window edges only move forward, so each sample is passed once instead of
+/// searched for at every step.
+#[derive(Debug, Default)]
+pub(crate) struct WindowCursor {
+    lo: usize,
+    hi: usize,
+}
+
+impl WindowCursor {
+    /// The indices of the window at step `t`; steps must not go back in
+    /// time.
+    pub(crate) fn advance(
+        &mut self,
+        arg: &RangeArg,
+        points: &[Point],
+        t: i64,
+    ) -> std::ops::Range<usize> {
+        let (start, end) = arg.sample_bounds(t);
+        while self.lo < points.len() && points[self.lo].t <= start {
+            self.lo += 1;
+        }
+        self.hi = self.hi.max(self.lo);
+        while self.hi < points.len() && points[self.hi].t <= end {
+            self.hi += 1;
+        }
+        self.lo..self.hi
     }
 }
 
@@ -678,7 +723,7 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates a range selector or subquery into the samples functions cut
     /// windows from.
-    pub(crate) fn eval_range_arg(&mut self, expr: &Expr) -> Result<RangeArg> {
+    pub(crate) fn eval_range_arg(&mut self, expr: &Expr) -> Result<RangeArg<'a>> {
         let expr = expr.unparen();
         match &expr.kind {
             ExprKind::Range { selector, range_ms } => {
@@ -701,7 +746,7 @@ impl<'a> Evaluator<'a> {
 
     /// Evaluates the inside of a subquery once, over a grid aligned to its
     /// step that covers every window the outer steps will cut.
-    fn eval_subquery(&mut self, subquery: &Subquery) -> Result<RangeArg> {
+    fn eval_subquery(&mut self, subquery: &Subquery) -> Result<RangeArg<'a>> {
         let step = subquery
             .step_ms
             .unwrap_or(self.default_subquery_step_ms)
@@ -744,8 +789,8 @@ impl<'a> Evaluator<'a> {
                     } else {
                         s.labels
                     },
-                    points: s.points,
-                    start_timestamps: Vec::new(),
+                    points: Cow::Owned(s.points),
+                    start_timestamps: Cow::Borrowed(&[]),
                 })
                 .collect(),
             Evaluated::Scalar(values) => vec![RangeSeries {
@@ -755,7 +800,7 @@ impl<'a> Evaluator<'a> {
                     .zip(values)
                     .map(|(t, v)| Point::new(t, v))
                     .collect(),
-                start_timestamps: Vec::new(),
+                start_timestamps: Cow::Borrowed(&[]),
             }],
             _ => return Err(Error::eval("subquery is only allowed on instant vector")),
         };

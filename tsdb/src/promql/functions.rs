@@ -16,7 +16,7 @@ mod over_time;
 mod range;
 
 use super::error::{Error, Result};
-use super::eval::{Evaluated, Evaluator, RangeArg, StepSeries};
+use super::eval::{Evaluated, Evaluator, RangeArg, StepSeries, WindowCursor};
 use super::parse::{Call, ExprKind, Extension};
 use crate::model::Labels;
 use crate::promql::Point;
@@ -326,13 +326,16 @@ fn eval_range_function(
     let mut params = vec![0.0; scalar_args.len()];
     let mut non_counters = Vec::new();
     let mut overlapping = Vec::new();
+    let is_counter_rate = matches!(call.name, "rate" | "increase");
     for series in &range_arg.series {
         ev.check()?;
         let mut step_series = StepSeries::new(series.labels.clone(), drop_name);
+        step_series.points.reserve(grid.len());
         let mut largest_window = 0;
+        let mut cursor = WindowCursor::default();
         for (step, t) in grid.times().enumerate() {
             let (range_start, range_end) = range_arg.window_bounds(t);
-            let indices = range_arg.window_indices(&series.points, t);
+            let indices = cursor.advance(&range_arg, &series.points, t);
             let points = &series.points[indices.clone()];
             if points.is_empty() {
                 continue;
@@ -343,7 +346,8 @@ fn eval_range_function(
                 None => series.start_timestamps_of(indices),
                 Some(_) => &[],
             };
-            if matches!(call.name, "rate" | "increase")
+            if is_counter_rate
+                && !start_timestamps.is_empty()
                 && range::start_timestamps_overlap(points, start_timestamps)
             {
                 let name = series.labels.metric_name().unwrap_or("");

@@ -91,8 +91,11 @@ pub(crate) fn load(
         let set = querier.select(plan.matchers, &plan.hints)?;
         loaded.warnings.extend(set.warnings);
         let mut series_list = Vec::with_capacity(set.series.len());
+        // Series of one selector tend to have as many samples as each
+        // other: size each buffer like the previous one.
+        let mut capacity = 0;
         for mut series in set.series {
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(capacity);
             let mut start_timestamps = Vec::new();
             let mut next = series.samples.seek(plan.hints.start);
             while let Some(sample) = next {
@@ -109,6 +112,7 @@ pub(crate) fn load(
                 points.push(sample);
                 next = series.samples.next();
             }
+            capacity = points.len();
             series_list.push(LoadedSeries {
                 labels: series.labels,
                 points,

@@ -180,7 +180,13 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
         return None;
     }
     let mut result = last.v - first.v;
-    if is_counter {
+    if is_counter && sts.is_empty() {
+        for pair in points.windows(2) {
+            if pair[1].v < pair[0].v {
+                result += pair[0].v;
+            }
+        }
+    } else if is_counter {
         for (i, pair) in points.windows(2).enumerate() {
             if pair[1].v < pair[0].v || is_start_timestamp_reset(points, sts, i + 1) {
                 result += pair[0].v;
