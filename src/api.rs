@@ -7,6 +7,7 @@
 //! tokio's blocking pool (the storage and the engine are synchronous), and
 //! answer with an [`json::Envelope`]; every failure is an [`ApiError`].
 
+pub mod admin;
 pub mod error;
 pub mod federate;
 pub mod json;

@@ -16,3 +16,4 @@ pub mod rules;
 pub mod server;
 pub mod shutdown;
 pub mod ui;
+pub mod web;

@@ -61,6 +61,14 @@ pub struct ServeOptions {
     /// Serve the Kubernetes metrics APIs here (wins over the config's
     /// `metrics_api.listen_address`).
     pub metrics_api_listen: Option<String>,
+    /// TLS and authentication for the HTTP listener (`--web.config.file`).
+    pub web_config_file: Option<PathBuf>,
+    /// Serve `/-/reload` and `/-/quit` (`--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
+    /// Serve the TSDB admin endpoints (`--web.enable-admin-api`).
+    pub enable_admin_api: bool,
+    /// Connection limits and timeouts of the HTTP listener.
+    pub connection_limits: crate::web::ConnectionLimits,
 }
 
 impl ServeOptions {
@@ -78,6 +86,10 @@ impl ServeOptions {
             enable_remote_write_receiver: false,
             agent: None,
             metrics_api_listen: None,
+            web_config_file: None,
+            enable_lifecycle: false,
+            enable_admin_api: false,
+            connection_limits: crate::web::ConnectionLimits::default(),
         }
     }
 }
@@ -122,6 +134,8 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr = listener.local_addr()?;
+        let web_config = crate::web::WebConfigSource::load(options.web_config_file.as_deref())
+            .context("--web.config.file")?;
         let config_source = ConfigSource {
             file: options.config_file.clone(),
             listen: addr,
@@ -212,6 +226,7 @@ impl Server {
             options.metrics_api_listen.as_deref(),
             Arc::clone(&backend),
             Arc::clone(&clock),
+            options.connection_limits.clone(),
         )
         .await?;
         let api = Arc::new(
@@ -220,12 +235,23 @@ impl Server {
                 .with_recommendations(recommender.latest()),
         );
         let (reload_requests, reloads) = mpsc::channel(4);
-        let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
+        let lifecycle = Arc::new(Lifecycle::new(
+            Arc::clone(&registry),
+            reload_requests,
+            options.enable_lifecycle,
+        ));
         let router = http::router(api, Arc::clone(&lifecycle))
             .merge(remote_api_router(&options, &db))
+            .merge(crate::api::admin::router(Arc::new(
+                crate::api::admin::Admin {
+                    db: options.enable_admin_api.then(|| Arc::clone(&db)),
+                },
+            )))
             .merge(federate_router(&options, &db, &clock, &loaded.config));
         let (http_stop, http_stopped) = oneshot::channel::<()>();
-        let http_task = tokio::spawn(http::serve(listener, router, async move {
+        let serving =
+            http::WebServing::new(web_config, options.connection_limits.clone(), &registry);
+        let http_task = tokio::spawn(http::serve(listener, router, serving, async move {
             let _ = http_stopped.await;
         }));
         let signals = Signals::install().context("installing signal handlers")?;
@@ -268,9 +294,11 @@ impl Server {
     /// Signal handlers cannot be installed; a shutdown stage failed.
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
+        let lifecycle = Arc::clone(&self.lifecycle);
         loop {
             tokio::select! {
                 () = &mut stop => break,
+                () = lifecycle.quit_requested() => break,
                 signal = self.signals.next() => match signal {
                     Signal::Terminate => break,
                     Signal::Reload => {
@@ -576,6 +604,24 @@ fn flags(
             options.max_concurrent_queries.to_string(),
         ),
         ("query.max-samples", options.max_samples.to_string()),
+        (
+            "web.config.file",
+            options
+                .web_config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("web.enable-lifecycle", options.enable_lifecycle.to_string()),
+        ("web.enable-admin-api", options.enable_admin_api.to_string()),
+        (
+            "web.max-connections",
+            options.connection_limits.max_connections.to_string(),
+        ),
+        (
+            "web.read-timeout",
+            format(options.connection_limits.read_timeout),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

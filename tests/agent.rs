@@ -110,6 +110,7 @@ async fn the_agent_scrapes_and_remote_writes_everything_to_victoria_metrics() {
     let mut options = ServeOptions::new("127.0.0.1:0");
     options.config_file = Some(config);
     options.storage_path = Some(dir.path().join("agent"));
+    options.enable_lifecycle = true;
     let agent = AgentServer::start(options, AgentSettings::default())
         .await
         .unwrap();
@@ -206,6 +207,7 @@ async fn a_reload_adds_and_removes_remote_write_endpoints() {
     let mut options = ServeOptions::new("127.0.0.1:0");
     options.config_file = Some(config);
     options.storage_path = Some(dir.path().join("agent"));
+    options.enable_lifecycle = true;
     let agent = AgentServer::start(options, AgentSettings::default())
         .await
         .unwrap();

@@ -153,11 +153,17 @@ async fn start() -> TestServer {
     let api = Arc::new(Api::new(Arc::new(backend), info, clock, sources));
     let (reload_tx, reloads) = mpsc::channel(1);
     let registry = Arc::new(Registry::new());
-    let lifecycle = Arc::new(Lifecycle::new(registry, reload_tx));
+    let lifecycle = Arc::new(Lifecycle::new(Arc::clone(&registry), reload_tx, true));
+    let serving = http::WebServing::plain(&registry);
     let router = http::router(api, Arc::clone(&lifecycle));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    tokio::spawn(http::serve(listener, router, std::future::pending()));
+    tokio::spawn(http::serve(
+        listener,
+        router,
+        serving,
+        std::future::pending(),
+    ));
     TestServer {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),

@@ -86,12 +86,15 @@ async fn serve() -> String {
             .with_rules(Box::new(move || vec![Arc::clone(&status)])),
     );
     let (reloads, _) = tokio::sync::mpsc::channel(1);
-    let lifecycle = Arc::new(Lifecycle::new(Arc::new(Registry::new()), reloads));
+    let registry = Arc::new(Registry::new());
+    let serving = http::WebServing::plain(&registry);
+    let lifecycle = Arc::new(Lifecycle::new(registry, reloads, true));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(http::serve(
         listener,
         http::router(api, lifecycle),
+        serving,
         std::future::pending(),
     ));
     format!("http://{addr}")

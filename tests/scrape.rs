@@ -58,6 +58,7 @@ async fn serve(dir: &Path, config: Option<&Path>) -> Running {
     let mut options = ServeOptions::new("127.0.0.1:0");
     options.storage_path = Some(dir.join("data"));
     options.config_file = config.map(Path::to_path_buf);
+    options.enable_lifecycle = true;
     let server = Server::start(options).await.unwrap();
     let addr = server.addr();
     let (stop, stopped) = oneshot::channel::<()>();

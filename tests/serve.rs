@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 fn options(dir: &Path) -> ServeOptions {
     let mut options = ServeOptions::new("127.0.0.1:0");
     options.storage_path = Some(dir.join("data"));
+    options.enable_lifecycle = true;
     options
 }
 

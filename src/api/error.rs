@@ -69,6 +69,9 @@ pub enum ApiError {
     /// local data); Prometheus answers `execution` (422) then.
     #[error("{0}")]
     Unsupported(String),
+    /// The endpoint is turned off by a flag (the admin APIs).
+    #[error("{0}")]
+    Disabled(String),
 }
 
 impl ApiError {
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::Storage(_) | ApiError::Internal(_) => ErrorType::Internal,
             ApiError::NotFound(_) => ErrorType::NotFound,
             ApiError::Unsupported(_) => ErrorType::Execution,
+            ApiError::Disabled(_) => ErrorType::Unavailable,
             ApiError::Query(error) => match error.kind() {
                 ErrorKind::BadData => ErrorType::BadData,
                 ErrorKind::Execution => ErrorType::Execution,

@@ -88,6 +88,37 @@ pub struct ServeArgs {
     /// neither: not served).
     #[arg(long = "metrics-api.listen-address", value_name = "ADDR")]
     pub metrics_api_listen: Option<String>,
+    /// TLS, basic auth and bearer tokens for the HTTP listener, in
+    /// Prometheus's web config format (re-read when it changes).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Serve POST /-/reload and /-/quit.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+    /// Serve the TSDB admin endpoints (/api/v1/admin/tsdb/...).
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+    /// HTTP connections served at once.
+    #[arg(long = "web.max-connections", default_value_t = 512)]
+    pub max_connections: usize,
+    /// The longest a client may take to send a request's body.
+    #[arg(
+        long = "web.read-timeout",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub read_timeout: String,
+    /// The longest a client may take to send a request's headers (or finish
+    /// a TLS handshake).
+    #[arg(
+        long = "web.header-read-timeout",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub header_read_timeout: String,
+    /// The largest request header block accepted (HTTP 431 beyond).
+    #[arg(long = "web.max-header-bytes", default_value_t = 1 << 20)]
+    pub max_header_bytes: usize,
 }
 
 impl ServeArgs {
@@ -142,6 +173,18 @@ impl ServeArgs {
             max_samples: self.max_samples,
             enable_remote_write_receiver: self.enable_remote_write_receiver,
             metrics_api_listen: self.metrics_api_listen,
+            web_config_file: self.web_config_file,
+            enable_lifecycle: self.enable_lifecycle,
+            enable_admin_api: self.enable_admin_api,
+            connection_limits: crate::web::ConnectionLimits {
+                max_connections: self.max_connections,
+                header_read_timeout: duration(
+                    "web.header-read-timeout",
+                    &self.header_read_timeout,
+                )?,
+                max_header_bytes: self.max_header_bytes,
+                read_timeout: duration("web.read-timeout", &self.read_timeout)?,
+            },
         })
     }
 }

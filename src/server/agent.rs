@@ -118,6 +118,8 @@ impl AgentServer {
             .await
             .with_context(|| format!("listening on {}", options.listen))?;
         let addr = listener.local_addr()?;
+        let web_config = crate::web::WebConfigSource::load(options.web_config_file.as_deref())
+            .context("--web.config.file")?;
         let config_source = ConfigSource {
             file: options.config_file.clone(),
             listen: addr,
@@ -214,10 +216,16 @@ impl AgentServer {
             },
         ));
         let (reload_requests, reloads) = mpsc::channel(4);
-        let lifecycle = Arc::new(Lifecycle::new(registry, reload_requests));
+        let lifecycle = Arc::new(Lifecycle::new(
+            Arc::clone(&registry),
+            reload_requests,
+            options.enable_lifecycle,
+        ));
         let router = http::with_api_routes(crate::api::agent_router(api), Arc::clone(&lifecycle));
         let (http_stop, http_stopped) = oneshot::channel::<()>();
-        let http_task = tokio::spawn(http::serve(listener, router, async move {
+        let serving =
+            http::WebServing::new(web_config, options.connection_limits.clone(), &registry);
+        let http_task = tokio::spawn(http::serve(listener, router, serving, async move {
             let _ = http_stopped.await;
         }));
         let signals = Signals::install().context("installing signal handlers")?;
@@ -253,9 +261,11 @@ impl AgentServer {
     /// A shutdown stage failed.
     pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         tokio::pin!(stop);
+        let lifecycle = Arc::clone(&self.lifecycle);
         loop {
             tokio::select! {
                 () = &mut stop => break,
+                () = lifecycle.quit_requested() => break,
                 signal = self.signals.next() => match signal {
                     Signal::Terminate => break,
                     Signal::Reload => {

@@ -1,8 +1,8 @@
 //! The HTTP surface: the API v1 routes, `/metrics`, the lifecycle endpoints
-//! (`/-/healthy`, `/-/ready`, `/-/reload`), the web UI ([`crate::ui`]) and the
-//! request metrics around all of them.
+//! (`/-/healthy`, `/-/ready`, and with `--web.enable-lifecycle` `/-/reload`
+//! and `/-/quit`), the web UI ([`crate::ui`]) and the request metrics around
+//! all of them, served through the web front door ([`crate::web`]).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -14,11 +14,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tower_http::compression::CompressionLayer;
 
 use crate::api::{self, Api};
 use crate::metrics::{self, Counter, DURATION_BUCKETS, Family, Histogram, Registry};
+use crate::web::{self, ConnectionLimits, Transport, WebConfigSource, WebFront};
 
 /// A request to re-read the configuration; the answer is the reload's
 /// outcome (the error text on failure).
@@ -29,16 +30,31 @@ pub struct Lifecycle {
     pub registry: Arc<Registry>,
     ready: AtomicBool,
     reloads: mpsc::Sender<ReloadRequest>,
+    /// Whether `/-/reload` and `/-/quit` are served (`--web.enable-lifecycle`).
+    enabled: bool,
+    quit: Notify,
 }
 
 impl Lifecycle {
-    /// `reloads` receives one request per `POST /-/reload`.
-    pub fn new(registry: Arc<Registry>, reloads: mpsc::Sender<ReloadRequest>) -> Self {
+    /// `reloads` receives one request per `POST /-/reload`; `enabled` turns
+    /// `/-/reload` and `/-/quit` on.
+    pub fn new(
+        registry: Arc<Registry>,
+        reloads: mpsc::Sender<ReloadRequest>,
+        enabled: bool,
+    ) -> Self {
         Lifecycle {
             registry,
             ready: AtomicBool::new(false),
             reloads,
+            enabled,
+            quit: Notify::new(),
         }
+    }
+
+    /// Resolves when `/-/quit` was requested.
+    pub async fn quit_requested(&self) {
+        self.quit.notified().await;
     }
 
     /// Marks the server ready (storage open, components started) or not
@@ -63,24 +79,75 @@ pub fn with_api_routes(api_routes: Router, lifecycle: Arc<Lifecycle>) -> Router 
         .route("/-/healthy", get(healthy).head(healthy))
         .route("/-/ready", get(ready).head(ready))
         .route("/-/reload", post(reload).put(reload))
+        .route("/-/quit", post(quit).put(quit))
         .with_state(lifecycle)
         .merge(api_routes)
         .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(request_metrics, measure))
 }
 
+/// How the HTTP listener serves: behind the web config's guard, over its
+/// TLS, within the connection limits.
+pub struct WebServing {
+    front: Arc<WebFront>,
+    transport: Transport,
+    limits: ConnectionLimits,
+    metrics: web::serve::ConnectionMetrics,
+}
+
+impl WebServing {
+    /// Serving with the loaded web config `source`.
+    pub fn new(source: WebConfigSource, limits: ConnectionLimits, registry: &Registry) -> Self {
+        let source = Arc::new(source);
+        WebServing {
+            transport: Transport::for_web_config(&source),
+            front: Arc::new(WebFront::new(source, registry)),
+            limits,
+            metrics: web::serve::ConnectionMetrics::register(registry),
+        }
+    }
+
+    /// Plain HTTP without authentication, default limits (embedding, tests).
+    pub fn plain(registry: &Registry) -> Self {
+        WebServing::new(
+            WebConfigSource::none(),
+            ConnectionLimits::default(),
+            registry,
+        )
+    }
+
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        match self.transport {
+            Transport::Plain => "http",
+            _ => "https",
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes
 /// the requests in flight.
+///
+/// # Errors
+/// As [`web::serve`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    serving: WebServing,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let router = router.layer(middleware::from_fn_with_state(
+        Arc::clone(&serving.front),
+        web::front::guard,
+    ));
+    web::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router,
+        serving.transport,
+        serving.limits,
+        Some((serving.metrics, "web")),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 
@@ -105,7 +172,23 @@ async fn ready(State(lifecycle): State<Arc<Lifecycle>>) -> Response {
     }
 }
 
+/// Prometheus's answer when the lifecycle endpoints are off.
+fn lifecycle_disabled() -> Response {
+    (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response()
+}
+
+async fn quit(State(lifecycle): State<Arc<Lifecycle>>) -> Response {
+    if !lifecycle.enabled {
+        return lifecycle_disabled();
+    }
+    lifecycle.quit.notify_one();
+    "Requesting termination... Goodbye!\n".into_response()
+}
+
 async fn reload(State(lifecycle): State<Arc<Lifecycle>>) -> Response {
+    if !lifecycle.enabled {
+        return lifecycle_disabled();
+    }
     let (reply, outcome) = oneshot::channel();
     if lifecycle.reloads.send(reply).await.is_err() {
         return (

@@ -36,12 +36,13 @@ impl MetricsApiService {
         listen: Option<&str>,
         backend: Arc<LocalBackend>,
         clock: Arc<dyn Clock>,
+        limits: crate::web::ConnectionLimits,
     ) -> anyhow::Result<Option<MetricsApiService>> {
         let Some(listen) = listen.or(config.listen_address.as_deref()) else {
             return Ok(None);
         };
         let rules = config.rule_set().map_err(anyhow::Error::msg)?;
-        let tls_config = tls::server_config(
+        let tls_config = crate::web::tls::from_pem_files(
             config.tls.cert_file.as_deref().map(Path::new),
             config.tls.key_file.as_deref().map(Path::new),
             &tls::default_hosts(),
@@ -55,14 +56,23 @@ impl MetricsApiService {
         let state = api.relist().await;
         let relister = api.start_relisting(config.relist_interval);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(tls::serve(
-            listener,
-            tls_config,
-            http::router(Arc::clone(&api)),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let served_api = Arc::clone(&api);
+        let task = tokio::spawn(async move {
+            let served = crate::web::serve(
+                listener,
+                http::router(Arc::clone(&served_api)),
+                crate::web::Transport::Tls(Arc::new(tls_config)),
+                limits,
+                None,
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "Metrics API listener failed.");
+            }
+        });
         tracing::info!(address = %addr, metrics = state.catalog.len(), "Serving the Kubernetes custom and external metrics APIs.");
         Ok(Some(MetricsApiService {
             addr,

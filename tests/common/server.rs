@@ -34,12 +34,15 @@ pub async fn serve_storage(storage: Arc<dyn Queryable>, now_ms: i64) -> String {
         sources,
     ));
     let (reloads, _) = tokio::sync::mpsc::channel(1);
-    let lifecycle = Arc::new(Lifecycle::new(Arc::new(Registry::new()), reloads));
+    let registry = Arc::new(Registry::new());
+    let lifecycle = Arc::new(Lifecycle::new(Arc::clone(&registry), reloads, true));
+    let serving = http::WebServing::plain(&registry);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(http::serve(
         listener,
         http::router(api, lifecycle),
+        serving,
         std::future::pending(),
     ));
     format!("http://{addr}")

@@ -261,8 +261,27 @@ impl Db {
         // Nothing older than the block's end may enter the head from now
         // on: it would be lost when the head is truncated.
         self.head.set_min_valid_time(max_t);
+        let Some(meta) = self.write_head_range(&self.dir, min_t, max_t)? else {
+            return Ok(None);
+        };
+        let block = Block::open(&self.dir.join(meta.ulid.to_string()))?;
+        self.add_block(block);
+        tracing::info!(
+            block = %meta.ulid,
+            min_t,
+            max_t,
+            series = meta.stats.num_series,
+            samples = meta.stats.num_samples,
+            "Wrote a block from the head"
+        );
+        Ok(Some(meta))
+    }
+
+    /// Writes the head's samples in `[min_t, max_t)` as a block directory
+    /// in `dir`; `None` when there are none.
+    fn write_head_range(&self, dir: &Path, min_t: i64, max_t: i64) -> Result<Option<BlockMeta>> {
         let id = BlockId::new(self.options.clock.now_ms());
-        let mut writer = BlockWriter::new(&self.dir, id, min_t, max_t)?;
+        let mut writer = BlockWriter::new(dir, id, min_t, max_t)?;
         for series in self.head.block_chunks(min_t, max_t - 1)? {
             let whole = series
                 .chunks
@@ -286,20 +305,7 @@ impl Db {
                 writer.add_series_samples(&series.labels, series.samples())?;
             }
         }
-        let Some(meta) = writer.finish()? else {
-            return Ok(None);
-        };
-        let block = Block::open(&self.dir.join(meta.ulid.to_string()))?;
-        self.add_block(block);
-        tracing::info!(
-            block = %meta.ulid,
-            min_t,
-            max_t,
-            series = meta.stats.num_series,
-            samples = meta.stats.num_samples,
-            "Wrote a block from the head"
-        );
-        Ok(Some(meta))
+        writer.finish()
     }
 
     fn add_block(&self, block: Block) {
@@ -619,5 +625,6 @@ fn move_aside(block_dir: &Path, id: BlockId, error: &Error) -> Result<()> {
     std::fs::rename(block_dir, &target).map_err(|e| io_error(block_dir, e))
 }
 
+mod snapshot;
 #[cfg(test)]
 mod tests;

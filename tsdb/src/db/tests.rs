@@ -278,3 +278,36 @@ fn merged_samples_keep_one_sample_per_timestamp_and_seek_forward() {
     assert_eq!(merged.seek(6), Some(Sample::new(6, 60.0)));
     assert_eq!(merged.seek(0), None);
 }
+
+#[test]
+fn a_snapshot_opens_as_a_database_with_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(0));
+    let db = Db::open(dir.path(), options(&clock)).unwrap();
+    fill(&db, 20, 0, 5 * HOUR, 60_000);
+    clock.set(5 * HOUR);
+    db.compact().unwrap();
+    assert!(!db.blocks().is_empty());
+    let with_head = dir.path().join("snapshots/full");
+    db.snapshot(&with_head, true).unwrap();
+    let blocks_only = dir.path().join("snapshots/blocks");
+    db.snapshot(&blocks_only, false).unwrap();
+    // The database itself is unchanged and still takes samples.
+    fill(&db, 20, 5 * HOUR, 5 * HOUR + 60_000, 60_000);
+    check(&db, 20, 0, 5 * HOUR + 60_000, 60_000);
+    db.close().unwrap();
+
+    let snapshot = Db::open(&with_head, options(&clock)).unwrap();
+    check(&snapshot, 20, 0, 5 * HOUR, 60_000);
+    drop(snapshot);
+    // Without the head: the blocks' samples only (block ends are exclusive).
+    let partial = Db::open(&blocks_only, options(&clock)).unwrap();
+    let newest = partial
+        .blocks()
+        .iter()
+        .map(|b| b.meta().max_time)
+        .max()
+        .unwrap();
+    assert!(newest < 5 * HOUR);
+    check(&partial, 20, 0, newest, 60_000);
+}
