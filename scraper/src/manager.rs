@@ -6,7 +6,9 @@
 //! untouched; a changed one is replaced by a new pool (the old loops keep
 //! their series where the new pool scrapes the same target, and mark the
 //! others stale); a removed job's loops stop with staleness markers for all
-//! their series. A configuration that cannot be applied (an unreadable TLS
+//! their series (Prometheus writes none then: it cancels the pool's context,
+//! so its series linger for the lookback delta; we mark them as we do for
+//! a vanished target). A configuration that cannot be applied (an unreadable TLS
 //! file, duplicate job names) is rejected before anything changes.
 //!
 //! A background task follows the discovery snapshots and syncs each pool
@@ -26,7 +28,7 @@ use tsdb::storage::Appendable;
 use crate::config::ScrapeConfig;
 use crate::discovery::{self, TargetGroup, TargetSets};
 use crate::pool::{HttpFetchers, PoolError, PoolOptions, ScrapePool, Stopping, TargetStatus};
-use crate::scrape_loop::{ScrapeStats, Stop};
+use crate::scrape_loop::{Retiring, ScrapeStats, Stop};
 use crate::target::{DroppedTarget, targets_from_group};
 
 /// Why a configuration was rejected; the running one stays.
@@ -131,6 +133,9 @@ pub struct ScrapeManager {
     scrape_stats: Arc<ScrapeStats>,
     stats: ManagerStats,
     follower: JoinHandle<()>,
+    /// Every pool's stopped loops still to write end-of-run staleness
+    /// markers (those of removed and replaced pools included).
+    retiring: Retiring,
 }
 
 impl ScrapeManager {
@@ -154,6 +159,7 @@ impl ScrapeManager {
             scrape_stats: Arc::default(),
             stats: ManagerStats::default(),
             follower,
+            retiring: Retiring::default(),
         }
     }
 
@@ -235,7 +241,8 @@ impl ScrapeManager {
                     Arc::clone(&self.clock),
                     self.offset_seed,
                 )
-                .with_stats(Arc::clone(&self.scrape_stats));
+                .with_stats(Arc::clone(&self.scrape_stats))
+                .with_retiring(self.retiring.clone());
                 self.stats.pools_created.fetch_add(1, Ordering::Relaxed);
                 state.jobs.insert(
                     job,
@@ -330,7 +337,8 @@ impl ScrapeManager {
     }
 
     /// Stops discovery and every pool and waits for the loops; the series
-    /// stay as they are (no staleness markers), as on Prometheus's shutdown.
+    /// stay as they are (no staleness markers, and stopped loops still
+    /// waiting to write theirs give up), as on Prometheus's shutdown.
     pub async fn stop(&self) {
         let _applying = self.applying.lock().await;
         self.follower.abort();
@@ -345,6 +353,7 @@ impl ScrapeManager {
         for pool in stopping {
             pool.wait().await;
         }
+        self.retiring.shutdown().await;
     }
 }
 

@@ -21,8 +21,8 @@ use crate::discovery::TargetGroup;
 use crate::exposition::{Format, accept_header};
 use crate::relabel::{self, RelabelConfig};
 use crate::scrape_loop::{
-    Fetch, Fetched, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, ScrapeStats, Stop,
-    TargetOptions,
+    Fetch, Fetched, HttpFetcher, Limits, Retiring, ScrapeError, ScrapeLoop, ScrapeReport,
+    ScrapeStats, Stop, TargetOptions,
 };
 use crate::target::{DroppedTarget, Target, targets_from_group};
 
@@ -222,6 +222,8 @@ pub struct ScrapePool<M: MakeFetcher> {
     /// Every dropped target of the last sync.
     dropped_count: usize,
     stats: Option<Arc<ScrapeStats>>,
+    /// Stopped loops waiting to write their end-of-run staleness markers.
+    retiring: Retiring,
 }
 
 /// The loops of a pool told to stop; [`Stopping::wait`] waits until they
@@ -270,7 +272,17 @@ impl<M: MakeFetcher> ScrapePool<M> {
             dropped: Vec::new(),
             dropped_count: 0,
             stats: None,
+            retiring: Retiring::default(),
         }
+    }
+
+    /// Registers the end-of-run staleness waits of stopped loops in
+    /// `retiring` (shared by a manager's pools, so that its shutdown cancels
+    /// them all) instead of the pool's own.
+    #[must_use]
+    pub fn with_retiring(mut self, retiring: Retiring) -> Self {
+        self.retiring = retiring;
+        self
     }
 
     /// Counts the outcome of every scrape of the pool's loops in `stats`.
@@ -348,6 +360,7 @@ impl<M: MakeFetcher> ScrapePool<M> {
             if let Some(stats) = &self.stats {
                 scrape_loop = scrape_loop.with_stats(Arc::clone(stats));
             }
+            scrape_loop = scrape_loop.with_retiring(self.retiring.clone());
             let last_report = scrape_loop.last_report();
             let (stop, stopped) = oneshot::channel();
             let task = tokio::spawn(scrape_loop.run(hash ^ self.offset_seed, stopped));
@@ -414,10 +427,17 @@ impl<M: MakeFetcher> ScrapePool<M> {
         self.dropped_count
     }
 
-    /// Stops every loop and waits for them: [`Stop::Keep`] on shutdown or
-    /// reload, [`Stop::MarkStale`] when the whole job goes away.
+    /// Stops every loop and waits for them: [`Stop::Keep`] on shutdown (which
+    /// also cancels the end-of-run staleness waits of the pool's
+    /// [`Retiring`]), [`Stop::MarkStale`] when the whole job goes away (which
+    /// waits until every marker is written).
     pub async fn stop(self, how: Stop) {
+        let retiring = self.retiring.clone();
         self.stop_each(|_| how).wait().await;
+        match how {
+            Stop::Keep => retiring.shutdown().await,
+            Stop::MarkStale => retiring.wait().await,
+        }
     }
 
     /// Tells every loop to stop, each as `how` says for its target (a

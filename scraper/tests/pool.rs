@@ -106,9 +106,10 @@ async fn the_pool_follows_its_targets() {
         "metric relabeling dropped it"
     );
 
-    // b goes away: its series get a staleness marker, a keeps going.
+    // b goes away: its series get a staleness marker (after two intervals
+    // and a tenth, as in Prometheus), a keeps going.
     pool.sync_groups(&[group(&["a:80", "c:80"])], &config);
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(25)).await;
     let b = served(&storage, "b");
     assert!(is_stale_nan(b.last().unwrap().v), "{b:?}");
     let a = served(&storage, "a");

@@ -12,7 +12,7 @@ use common::{Exporter, Exposed, MemStorage};
 use expect_test::expect;
 use scraper::exposition::{ACCEPT_HEADER, Format};
 use scraper::scrape_loop::{
-    Fetch, Fetched, HttpFetcher, Limits, ScrapeError, ScrapeLoop, ScrapeReport, Stop,
+    Fetch, Fetched, HttpFetcher, Limits, Retiring, ScrapeError, ScrapeLoop, ScrapeReport, Stop,
     TargetOptions, default_client, first_scrape_delay,
 };
 use tsdb::clock::{Clock, ManualClock};
@@ -540,48 +540,107 @@ impl Clock for TokioClock {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_loop_scrapes_on_its_phase_every_interval_and_marks_stale_when_stopped() {
-    let storage = Arc::new(MemStorage::default());
+fn scheduled_loop(
+    storage: &Arc<MemStorage>,
+    bodies: Vec<&'static str>,
+) -> (ScrapeLoop<Scripted>, Arc<TokioClock>) {
     let clock = Arc::new(TokioClock {
         start: tokio::time::Instant::now(),
         epoch_ms: 1_000_000,
     });
     let fetcher = Scripted {
-        bodies: parking_lot::Mutex::new(vec!["a 1\nb 1\n", "a 2\n"]),
+        bodies: parking_lot::Mutex::new(bodies),
     };
     let labels = Labels::from_pairs(&[("instance", "x:1"), ("job", "test")]);
     let mut options = TargetOptions::new(labels);
     options.interval = Duration::from_secs(10);
-    let hash = 3_500;
-    let expected_first =
-        1_000_000 + first_scrape_delay(1_000_000, options.interval, hash, 0).as_millis() as i64;
-    assert_eq!(expected_first, 1_003_500);
     let scrape_loop = ScrapeLoop::new(options, fetcher, storage.clone(), clock.clone());
+    (scrape_loop, clock)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_scrapes_on_its_phase_every_interval_and_marks_stale_when_stopped() {
+    let storage = Arc::new(MemStorage::default());
+    let (scrape_loop, clock) = scheduled_loop(&storage, vec!["a 1\nb 1\n", "a 2\n"]);
+    let hash = 3_500;
+    let interval = Duration::from_secs(10);
+    let expected_first =
+        1_000_000 + first_scrape_delay(1_000_000, interval, hash, 0).as_millis() as i64;
+    assert_eq!(expected_first, 1_003_500);
+    let retiring = Retiring::default();
+    let scrape_loop = scrape_loop.with_retiring(retiring.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(scrape_loop.run(hash, stopped));
     tokio::time::sleep(Duration::from_millis(3_500 + 25_000)).await;
     stop.send(Stop::MarkStale).unwrap();
     task.await.unwrap();
-    let stop_ms = clock.now_ms();
+    let series =
+        |name: &str| storage.samples(&[("__name__", name), ("instance", "x:1"), ("job", "test")]);
+    // As Prometheus: nothing yet; the markers wait two intervals and a
+    // tenth, in case the target comes back.
+    assert_eq!(series("a").len(), 3);
+    tokio::time::sleep(Duration::from_millis(5_000 + 10_000 + 500)).await;
+    assert_eq!(series("a").len(), 3, "not before the tenth of an interval");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(series("a").len(), 4);
+    retiring.wait().await;
 
-    let up = storage.samples(&[("__name__", "up"), ("instance", "x:1"), ("job", "test")]);
+    // Stopped at 1_028_500: the markers carry the next scrape time.
+    let next_scrape = 1_033_500;
+    let up = series("up");
     let times: Vec<i64> = up.iter().map(|s| s.t).collect();
-    assert_eq!(times, [1_003_500, 1_013_500, 1_023_500, stop_ms]);
+    assert_eq!(times, [1_003_500, 1_013_500, 1_023_500, next_scrape]);
     assert!(is_stale_nan(up[3].v));
-    let b = storage.samples(&[("__name__", "b"), ("instance", "x:1"), ("job", "test")]);
+    let b = series("b");
     assert_eq!(b.len(), 2);
     assert_eq!(b[0].v, 1.0);
     assert!(
         is_stale_nan(b[1].v) && b[1].t == 1_013_500,
         "b vanished in the second scrape"
     );
-    let a = storage.samples(&[("__name__", "a"), ("instance", "x:1"), ("job", "test")]);
-    assert_eq!(a.len(), 4);
+    let a = series("a");
     assert!(
-        is_stale_nan(a[3].v) && a[3].t == stop_ms,
+        is_stale_nan(a[3].v) && a[3].t == next_scrape,
         "the target went away"
     );
+    assert!(clock.now_ms() > next_scrape + 10_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_cancels_end_of_run_markers_and_an_unscraped_loop_leaves_none() {
+    // Stopped before its first scrape: nothing at all.
+    let storage = Arc::new(MemStorage::default());
+    let retiring = Retiring::default();
+    let (scrape_loop, _) = scheduled_loop(&storage, vec!["a 1\n"]);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(
+        scrape_loop
+            .with_retiring(retiring.clone())
+            .run(3_500, stopped),
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.send(Stop::MarkStale).unwrap();
+    task.await.unwrap();
+    retiring.wait().await;
+    assert!(storage.series().is_empty());
+
+    // Shutdown while the markers wait: none are written.
+    let (scrape_loop, _) = scheduled_loop(&storage, vec!["a 1\n"]);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(
+        scrape_loop
+            .with_retiring(retiring.clone())
+            .run(3_500, stopped),
+    );
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+    stop.send(Stop::MarkStale).unwrap();
+    task.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10_000)).await;
+    retiring.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(30_000)).await;
+    let a = storage.samples(&[("__name__", "a"), ("instance", "x:1"), ("job", "test")]);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(!is_stale_nan(a[0].v));
 }
 
 #[tokio::test]

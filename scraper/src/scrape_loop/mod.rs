@@ -12,7 +12,8 @@
 //!   kept and every series of the previous scrape gets a staleness marker;
 //! - series that vanish between two scrapes get a staleness marker
 //!   ([`tsdb::model::STALE_NAN`]), and so do all series of a target that goes
-//!   away ([`Stop::MarkStale`]);
+//!   away ([`Stop::MarkStale`]), timestamped and delayed as Prometheus does
+//!   ([`Retiring`]);
 //! - the synthetic series `up`, `scrape_duration_seconds`,
 //!   `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling` and
 //!   `scrape_series_added` after every scrape;
@@ -31,8 +32,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tsdb::clock::Clock;
 use tsdb::error::AppendError;
 use tsdb::model::Labels;
@@ -147,11 +149,74 @@ pub enum ScrapeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
     /// The target went away: write staleness markers for all its series,
-    /// the synthetic ones included.
+    /// the synthetic ones included (if it was ever scraped), as
+    /// [`Retiring`] describes.
     MarkStale,
     /// The loop is replaced (config reload) or the server shuts down: the
     /// series stay as they are.
     Keep,
+}
+
+/// Loops that stopped scraping but still wait to write their end-of-run
+/// staleness markers, as Prometheus's `endOfRunStaleness`: the markers carry
+/// the time of the scrape that would have come next and are written two
+/// intervals and a tenth later, so that when the target comes back meanwhile
+/// its new loop's samples are newer and storage refuses the markers. Shutting
+/// down cancels the waits: no markers, the series stay as they are.
+#[derive(Clone)]
+pub struct Retiring {
+    shutdown: Arc<watch::Sender<bool>>,
+    tasks: Arc<parking_lot::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Default for Retiring {
+    fn default() -> Self {
+        Retiring {
+            shutdown: Arc::new(watch::channel(false).0),
+            tasks: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Retiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Retiring")
+            .field("tasks", &self.tasks.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Retiring {
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock();
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(tokio::spawn(task));
+    }
+
+    /// Resolves once shutdown began.
+    fn cancelled(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut down = self.shutdown.subscribe();
+        async move {
+            // An error means the sender is gone: nothing left to wait for.
+            let _ = down.wait_for(|&down| down).await;
+        }
+    }
+
+    /// Waits until every retiring loop has written its markers.
+    pub async fn wait(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "end-of-run staleness task failed");
+            }
+        }
+    }
+
+    /// Cancels every wait (no markers) and waits for the tasks to end.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.wait().await;
+    }
 }
 
 /// The delay before a target's first scrape: the next instant whose offset
@@ -247,9 +312,10 @@ pub struct ScrapeLoop<F> {
     clock: Arc<dyn Clock>,
     last_report: Arc<parking_lot::Mutex<Option<ScrapeReport>>>,
     stats: Option<Arc<ScrapeStats>>,
+    retiring: Retiring,
 }
 
-impl<F: Fetch> ScrapeLoop<F> {
+impl<F: Fetch + 'static> ScrapeLoop<F> {
     pub fn new(
         options: TargetOptions,
         fetcher: F,
@@ -263,7 +329,16 @@ impl<F: Fetch> ScrapeLoop<F> {
             clock,
             last_report: Arc::default(),
             stats: None,
+            retiring: Retiring::default(),
         }
+    }
+
+    /// Registers the end-of-run staleness wait in `retiring` (by default
+    /// the loop has its own, which nothing cancels).
+    #[must_use]
+    pub fn with_retiring(mut self, retiring: Retiring) -> Self {
+        self.retiring = retiring;
+        self
     }
 
     /// Also counts every scrape's outcome in `stats`.
@@ -313,6 +388,8 @@ impl<F: Fetch> ScrapeLoop<F> {
 
     /// Scrapes every interval, the first time after [`first_scrape_delay`],
     /// until told to stop. A dropped sender means shutdown ([`Stop::Keep`]).
+    /// Told [`Stop::MarkStale`], the loop returns at once and leaves its
+    /// markers to a task in its [`Retiring`].
     pub async fn run(mut self, target_hash: u64, stop: oneshot::Receiver<Stop>) {
         let interval = self.state.options().interval;
         let delay = first_scrape_delay(self.clock.now_ms(), interval, target_hash, 0);
@@ -322,29 +399,56 @@ impl<F: Fetch> ScrapeLoop<F> {
             interval.max(Duration::from_millis(1)),
         );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut scraped = false;
         loop {
             tokio::select! {
                 biased;
-                how = &mut stop => return self.finish(how.unwrap_or(Stop::Keep)),
+                how = &mut stop => return self.finish(how.unwrap_or(Stop::Keep), ticker, scraped),
                 _ = ticker.tick() => {}
             }
             let start_ms = self.clock.now_ms();
             let started = Instant::now();
             let fetched = tokio::select! {
                 biased;
-                how = &mut stop => return self.finish(how.unwrap_or(Stop::Keep)),
+                how = &mut stop => return self.finish(how.unwrap_or(Stop::Keep), ticker, scraped),
                 fetched = self.fetcher.fetch() => fetched,
             };
             self.append(fetched, start_ms, started);
+            scraped = true;
         }
     }
 
-    fn finish(mut self, how: Stop) {
-        if how == Stop::MarkStale {
-            let now = self.clock.now_ms();
-            if let Err(error) = self.state.append_end_of_run(&*self.storage, now) {
-                tracing::warn!(target = %self.state.options().labels, %error, "writing end-of-run staleness markers failed");
-            }
+    /// A loop that never scraped leaves nothing, as in Prometheus.
+    fn finish(self, how: Stop, ticker: Interval, scraped: bool) {
+        if how == Stop::MarkStale && scraped {
+            let retiring = self.retiring.clone();
+            let cancelled = retiring.cancelled();
+            retiring.spawn(self.end_of_run(ticker, cancelled));
+        }
+    }
+
+    /// Waits for the next scrape time (the markers' timestamp), then for one
+    /// more interval and a tenth, and writes the markers; see [`Retiring`].
+    async fn end_of_run(
+        mut self,
+        mut ticker: Interval,
+        cancelled: impl std::future::Future<Output = ()>,
+    ) {
+        let interval = self.state.options().interval;
+        let clock = Arc::clone(&self.clock);
+        let wait = async move {
+            ticker.tick().await;
+            let stale_ms = clock.now_ms();
+            ticker.tick().await;
+            tokio::time::sleep(interval / 10).await;
+            stale_ms
+        };
+        let stale_ms = tokio::select! {
+            () = cancelled => return,
+            stale_ms = wait => stale_ms,
+        };
+        if let Err(error) = self.state.append_end_of_run(&*self.storage, stale_ms) {
+            tracing::warn!(target = %self.state.options().labels, %error, "writing end-of-run staleness markers failed");
         }
     }
 }
