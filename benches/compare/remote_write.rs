@@ -8,9 +8,9 @@
 //! - **catch-up**: VictoriaMetrics is stopped for `--outage`, the scrapes pile up
 //!   in the sender's WAL, VictoriaMetrics restarts on the same port and data
 //!   directory, and the sender drains the backlog: samples received per second from
-//!   the restart until the sender's lag (newest sample in the WAL minus newest sent)
-//!   is back under two scrape intervals, and the sender's CPU over that time. This
-//!   is the sender's top speed.
+//!   the restart until the sender's lag (now minus the newest sample sent) is back
+//!   under two scrape intervals, and the sender's CPU over that time. This is the
+//!   sender's top speed.
 //!
 //! Samples are counted by the receiver (`vm_rows_inserted_total{type="promremotewrite"}`),
 //! the same way for both senders; CPU from `/proc/<pid>/stat` of the sender.
@@ -235,23 +235,24 @@ fn prefix(system: System) -> &'static str {
     }
 }
 
-/// Seconds between the newest sample in the sender's WAL and the newest sent.
+/// Seconds between now and the newest sample the receiver acknowledged, by the
+/// sender's `*_remote_storage_queue_highest_sent_timestamp_seconds` (the newest
+/// sample in its WAL is not comparable: Prometheus's counterpart gauge follows the
+/// appends, Sextant's what its WAL reader has read).
 async fn sender_lag(
     client: &reqwest::Client,
     base: &str,
     system: System,
 ) -> Result<Option<f64>, Error> {
     let page = get_text(client, &format!("{base}/metrics")).await?;
-    let p = prefix(system);
-    let newest = crate::measure::metric_sum(
-        &page,
-        &format!("{p}_remote_storage_highest_timestamp_in_seconds"),
-    );
     let sent = crate::measure::metric_sum(
         &page,
-        &format!("{p}_remote_storage_queue_highest_sent_timestamp_seconds"),
+        &format!(
+            "{}_remote_storage_queue_highest_sent_timestamp_seconds",
+            prefix(system)
+        ),
     );
-    Ok(newest.zip(sent).map(|(n, s)| n - s))
+    Ok(sent.map(|sent| crate::unix_now() - sent))
 }
 
 /// Samples the sender appended from scrapes (its WAL), by its own counter.
