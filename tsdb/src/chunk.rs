@@ -552,13 +552,32 @@ fn sign_extend(raw: u64, bits: u32) -> i64 {
 /// Encoder and decoder both call this, so it must stay deterministic.
 fn decimal_mantissa(bits: u64, scale: u32) -> Option<i64> {
     let pow = *POW10.get(scale as usize)?;
-    let m = (f64::from_bits(bits) * pow).round();
-    // Rejects NaN and infinities too.
-    if !m.is_finite() || m.abs() > MAX_EXACT_MANTISSA {
+    let x = f64::from_bits(bits) * pow;
+    // Rejects NaN (comparisons with it are false) and infinities too. Floats
+    // above 2^53 are even integers, so this is the same as bounding the
+    // rounded mantissa.
+    if !(x.abs() <= MAX_EXACT_MANTISSA) {
         return None;
     }
-    let m = m as i64;
+    let m = round_half_away(x);
     ((m as f64 / pow).to_bits() == bits).then_some(m)
+}
+
+/// `x.round() as i64` for `|x| <= 2^53`, without the call `f64::round`
+/// compiles to on baseline x86-64 (every appended value goes through
+/// here). Truncating is exact at this size, and so is `x - trunc(x)`
+/// (Sterbenz), so comparing the fraction with ±0.5 rounds half away from
+/// zero exactly as `round` does.
+fn round_half_away(x: f64) -> i64 {
+    let truncated = x as i64;
+    let fraction = x - truncated as f64;
+    if fraction >= 0.5 {
+        truncated + 1
+    } else if fraction <= -0.5 {
+        truncated - 1
+    } else {
+        truncated
+    }
 }
 
 /// The smallest scale at which `bits` is a decimal.

@@ -288,3 +288,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn round_half_away_matches_f64_round() {
+    let edges = [
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.5,
+        -1.5,
+        2.5,
+        -2.5,
+        0.49999999999999994,
+        -0.49999999999999994,
+        4503599627370495.5,
+        -4503599627370495.5,
+        4503599627370497.0,
+        MAX_EXACT_MANTISSA,
+        -MAX_EXACT_MANTISSA,
+        1e-300,
+        123456.785,
+    ];
+    for x in edges {
+        assert_eq!(round_half_away(x), x.round() as i64, "{x}");
+    }
+    proptest!(|(bits in any::<u64>(), scale in 0u32..=MAX_SCALE)| {
+        let x = f64::from_bits(bits) * POW10[scale as usize];
+        if x.abs() <= MAX_EXACT_MANTISSA {
+            prop_assert_eq!(round_half_away(x), x.round() as i64);
+        }
+        // And on the scale of scraped values.
+        let y = (bits % 2_000_000_001) as f64 / 1000.0 - 1_000_000.0;
+        prop_assert_eq!(round_half_away(y * POW10[scale as usize % 4]), (y * POW10[scale as usize % 4]).round() as i64);
+    });
+}
