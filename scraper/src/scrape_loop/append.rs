@@ -2,6 +2,7 @@
 //! appender batch, with the series cache and staleness bookkeeping.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
@@ -84,9 +85,12 @@ enum RawTarget {
     Dropped,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct RawEntry {
+/// A series text as written in a body.
+#[derive(Debug)]
+struct CachedText {
+    text: Arc<str>,
     target: RawTarget,
+    /// The scrape attempt that last met it.
     last_seen: u64,
 }
 
@@ -101,10 +105,100 @@ struct SeriesCache {
     free: Vec<usize>,
     /// Label set -> slot, so two spellings of one series share a slot.
     by_labels: HashMap<Labels, usize>,
-    by_text: FxHashMap<Box<str>, RawEntry>,
+    texts: TextCache,
+}
+
+/// Series texts as written -> what they map to.
+///
+/// Targets list their series in the same order scrape after scrape, so the
+/// text of a body's `k`-th sample is first compared with the `k`-th text of
+/// the previous scrape: in the steady state a line costs one comparison of
+/// its series text and no hashing. Other lines are looked up by text.
+#[derive(Debug, Default)]
+struct TextCache {
+    /// Slab of texts; `None` slots are free.
+    slots: Vec<Option<CachedText>>,
+    free: Vec<usize>,
+    by_text: FxHashMap<Arc<str>, usize>,
+    /// Text slots of the last successful scrape's samples, in body order.
+    order: Vec<usize>,
+    /// The same for the scrape in progress.
+    next_order: Vec<usize>,
+}
+
+impl TextCache {
+    /// The `position`-th sample's series `text`, if cached; marks it seen
+    /// by attempt `iteration`.
+    fn find(&mut self, position: usize, text: &str, iteration: u64) -> Option<&mut CachedText> {
+        let predicted = self.order.get(position).copied().filter(|&slot| {
+            self.slots
+                .get(slot)
+                .and_then(Option::as_ref)
+                .is_some_and(|cached| *cached.text == *text)
+        });
+        let slot = match predicted {
+            Some(slot) => slot,
+            None => *self.by_text.get(text)?,
+        };
+        self.next_order.push(slot);
+        let cached = self.slots.get_mut(slot)?.as_mut()?;
+        cached.last_seen = iteration;
+        Some(cached)
+    }
+
+    /// Caches a series text met by attempt `iteration`.
+    fn insert(&mut self, text: &str, target: RawTarget, iteration: u64) {
+        let text: Arc<str> = Arc::from(text);
+        let cached = CachedText {
+            text: Arc::clone(&text),
+            target,
+            last_seen: iteration,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(cached);
+                slot
+            }
+            None => {
+                self.slots.push(Some(cached));
+                self.slots.len() - 1
+            }
+        };
+        self.by_text.insert(text, slot);
+        self.next_order.push(slot);
+    }
+
+    /// Forgets a series text.
+    fn remove(&mut self, text: &str) {
+        if let Some(slot) = self.by_text.remove(text) {
+            self.slots[slot] = None;
+            self.free.push(slot);
+        }
+    }
+
+    /// After a successful attempt `iteration`: texts it did not meet leave,
+    /// and its order predicts the next scrape.
+    fn finish_success(&mut self, iteration: u64) {
+        for slot in 0..self.slots.len() {
+            if let Some(cached) = &self.slots[slot]
+                && cached.last_seen != iteration
+            {
+                self.by_text.remove(&cached.text);
+                self.slots[slot] = None;
+                self.free.push(slot);
+            }
+        }
+        std::mem::swap(&mut self.order, &mut self.next_order);
+    }
 }
 
 impl SeriesCache {
+    /// Starts a scrape attempt.
+    fn begin(&mut self) {
+        self.iteration += 1;
+        self.texts.next_order.clear();
+    }
+
     fn insert(&mut self, labels: Labels) -> usize {
         if let Some(&slot) = self.by_labels.get(&labels) {
             return slot;
@@ -149,7 +243,7 @@ impl SeriesCache {
             self.series[slot] = None;
             self.free.push(slot);
         }
-        self.by_text.retain(|_, e| e.last_seen == iteration);
+        self.texts.finish_success(iteration);
     }
 
     /// After a failed scrape: every series of the last successful scrape gets
@@ -226,7 +320,7 @@ impl TargetState {
         t: i64,
         duration: Duration,
     ) -> ScrapeReport {
-        self.cache.iteration += 1;
+        self.cache.begin();
         let mut app = storage.appender();
         let mut counts = Counts::default();
         let outcome = fetched.and_then(|f| self.append_body(&mut *app, &f, t, &mut counts));
@@ -307,15 +401,13 @@ impl TargetState {
             } else {
                 None
             };
-            let cached = self.cache.by_text.get_mut(sample.series());
+            let position = counts.scraped - 1;
+            let cached = self.cache.texts.find(position, sample.series(), iteration);
             let (slot, new_text) = match cached {
-                Some(entry) => {
-                    entry.last_seen = iteration;
-                    match entry.target {
-                        RawTarget::Dropped => continue,
-                        RawTarget::Series(slot) => (slot, false),
-                    }
-                }
+                Some(entry) => match entry.target {
+                    RawTarget::Dropped => continue,
+                    RawTarget::Series(slot) => (slot, false),
+                },
                 None => {
                     let labels =
                         sample_labels(&sample, &self.options.labels, self.options.honor_labels)?;
@@ -324,25 +416,15 @@ impl TargetState {
                         None => Some(labels),
                     };
                     let Some(labels) = relabeled else {
-                        self.cache.by_text.insert(
-                            sample.series().into(),
-                            RawEntry {
-                                target: RawTarget::Dropped,
-                                last_seen: iteration,
-                            },
-                        );
+                        let target = RawTarget::Dropped;
+                        self.cache.texts.insert(sample.series(), target, iteration);
                         continue;
                     };
                     check_labels(&labels)?;
                     check_label_limits(&labels, &self.options)?;
                     let slot = self.cache.insert(labels);
-                    self.cache.by_text.insert(
-                        sample.series().into(),
-                        RawEntry {
-                            target: RawTarget::Series(slot),
-                            last_seen: iteration,
-                        },
-                    );
+                    let target = RawTarget::Series(slot);
+                    self.cache.texts.insert(sample.series(), target, iteration);
                     (slot, true)
                 }
             };
@@ -374,7 +456,7 @@ impl TargetState {
                 // As Prometheus: a series text enters the cache only once a
                 // sample of it was accepted, so a later line of the same
                 // series is not taken for a duplicate.
-                self.cache.by_text.remove(sample.series());
+                self.cache.texts.remove(sample.series());
             } else {
                 series.last_seen = iteration;
             }
@@ -439,4 +521,65 @@ fn check_label_limits(labels: &Labels, options: &TargetOptions) -> Result<(), Sc
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One attempt over `lines`: the target each finds, inserting misses as
+    /// new series numbered by their text.
+    fn attempt(cache: &mut TextCache, iteration: u64, lines: &[&str]) -> Vec<(usize, bool)> {
+        let found = lines
+            .iter()
+            .enumerate()
+            .map(
+                |(position, text)| match cache.find(position, text, iteration) {
+                    Some(cached) => match cached.target {
+                        RawTarget::Series(slot) => (slot, false),
+                        RawTarget::Dropped => (usize::MAX, false),
+                    },
+                    None => {
+                        let slot = text.len();
+                        cache.insert(text, RawTarget::Series(slot), iteration);
+                        (slot, true)
+                    }
+                },
+            )
+            .collect();
+        cache.finish_success(iteration);
+        found
+    }
+
+    #[test]
+    fn texts_are_found_in_any_order_and_unseen_ones_leave() {
+        let mut cache = TextCache::default();
+        let first = attempt(&mut cache, 1, &["a", "bb", "ccc"]);
+        assert_eq!(first, [(1, true), (2, true), (3, true)]);
+        // Same order: found by position.
+        assert_eq!(
+            attempt(&mut cache, 2, &["a", "bb", "ccc"]),
+            [(1, false), (2, false), (3, false)]
+        );
+        // Reordered, repeated, new and missing texts: found by text.
+        assert_eq!(
+            attempt(&mut cache, 3, &["ccc", "a", "ccc", "dddd"]),
+            [(3, false), (1, false), (3, false), (4, true)]
+        );
+        // "bb" was not met by attempt 3, so it is new again.
+        assert_eq!(
+            attempt(&mut cache, 4, &["bb", "a", "ccc", "dddd"]),
+            [(2, true), (1, false), (3, false), (4, false)]
+        );
+        assert_eq!(cache.by_text.len(), 4);
+        // A removed text whose slot a position still names is not found.
+        cache.remove("bb");
+        assert!(cache.find(0, "bb", 5).is_none());
+        cache.insert("ee", RawTarget::Dropped, 5);
+        assert!(cache.find(0, "bb", 5).is_none());
+        assert!(matches!(
+            cache.find(0, "ee", 5).map(|c| c.target),
+            Some(RawTarget::Dropped)
+        ));
+    }
 }
