@@ -2,7 +2,7 @@
 //! series in the target's series cache and appending with the cached
 //! reference, staleness bookkeeping, report series and commit. The body is
 //! node_exporter-like (counters and gauges with a few labels, classic
-//! histograms), about 2,000 samples; every scrape's values differ.
+//! histograms), 1,226 samples; every scrape's values differ.
 //!
 //! Run: `cargo bench -p scraper --bench scrape_append`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -123,7 +123,7 @@ fn scrape_append(c: &mut Criterion) {
     let mut group = c.benchmark_group("scrape_append");
     group.throughput(Throughput::Elements(samples as u64));
     let mut round = 0;
-    group.bench_function("steady_state_text_2k_series", |b| {
+    group.bench_function("steady_state_text_1226_samples", |b| {
         b.iter_batched(
             || {
                 round += 1;
