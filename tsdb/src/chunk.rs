@@ -553,10 +553,9 @@ fn sign_extend(raw: u64, bits: u32) -> i64 {
 fn decimal_mantissa(bits: u64, scale: u32) -> Option<i64> {
     let pow = *POW10.get(scale as usize)?;
     let x = f64::from_bits(bits) * pow;
-    // Rejects NaN (comparisons with it are false) and infinities too. Floats
-    // above 2^53 are even integers, so this is the same as bounding the
-    // rounded mantissa.
-    if !(x.abs() <= MAX_EXACT_MANTISSA) {
+    // Rejects infinities too. Floats above 2^53 are even integers, so this
+    // is the same as bounding the rounded mantissa.
+    if x.is_nan() || x.abs() > MAX_EXACT_MANTISSA {
         return None;
     }
     let m = round_half_away(x);
