@@ -24,9 +24,10 @@ mod segment;
 pub mod tail;
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -91,6 +92,8 @@ pub struct Wal {
     writer: Mutex<Writer>,
     /// Serializes checkpoints.
     checkpoint_lock: Mutex<()>,
+    /// Writes and syncs of commits that failed (a full disk, IO errors).
+    writes_failed: AtomicU64,
 }
 
 impl std::fmt::Debug for Wal {
@@ -174,10 +177,11 @@ impl Wal {
             options,
             writer: Mutex::new(Writer {
                 segment,
-                pending: Vec::new(),
+                pending_series: Vec::new(),
                 last_sync: Instant::now(),
                 broken: false,
             }),
+            writes_failed: AtomicU64::new(0),
             checkpoint_lock: Mutex::new(()),
         })
     }
@@ -200,7 +204,7 @@ impl Wal {
             return;
         }
         let mut writer = self.writer.lock();
-        record::encode_series(series, &mut writer.pending);
+        record::encode_series(series, &mut writer.pending_series);
     }
 
     /// Writes the buffered series records and these samples, then syncs
@@ -214,8 +218,7 @@ impl Wal {
         let mut frames = Vec::with_capacity(samples.len() * 12 + 32);
         record::encode_samples(samples, &mut frames);
         let mut writer = self.writer.lock();
-        writer.pending.extend_from_slice(&frames);
-        writer.write_pending()?;
+        self.count_failure(writer.write_pending(&frames))?;
         let sync_now = match self.options.sync {
             SyncPolicy::EveryCommit => true,
             SyncPolicy::Interval(interval) => writer.last_sync.elapsed() >= interval,
@@ -230,7 +233,21 @@ impl Wal {
         // Sync outside the lock: commits that arrive meanwhile write on, and
         // their own sync covers them.
         drop(writer);
-        file.sync_data().map_err(|e| io_error(&path, e))
+        self.count_failure(file.sync_data().map_err(|e| io_error(&path, e)))
+    }
+
+    /// Writes and syncs of commits that failed since the log was opened:
+    /// each is a commit rejected with an error (disk full, IO errors).
+    pub fn writes_failed(&self) -> u64 {
+        self.writes_failed.load(Ordering::Relaxed)
+    }
+
+    fn count_failure(&self, result: Result<()>) -> Result<()> {
+        if let Err(e) = &result {
+            self.writes_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "WAL write failed; rejecting the commit");
+        }
+        result
     }
 
     /// Writes everything buffered and syncs it to stable storage.
@@ -239,7 +256,7 @@ impl Wal {
     /// IO errors.
     pub fn sync(&self) -> Result<()> {
         let mut writer = self.writer.lock();
-        writer.write_pending()?;
+        writer.write_pending(&[])?;
         writer.last_sync = Instant::now();
         writer.segment.sync()
     }
@@ -276,7 +293,7 @@ impl Wal {
         let _checkpointing = self.checkpoint_lock.lock();
         let last_segment = {
             let mut writer = self.writer.lock();
-            writer.write_pending()?;
+            writer.write_pending(&[])?;
             let current = writer.segment.index;
             if segment > current {
                 writer.segment.rotate()?;
@@ -395,7 +412,7 @@ impl Drop for Wal {
     fn drop(&mut self) {
         // Best effort: a clean shutdown calls `sync` and sees its errors.
         let writer = self.writer.get_mut();
-        if let Err(e) = writer.write_pending() {
+        if let Err(e) = writer.write_pending(&[]) {
             tracing::error!(error = %e, "Failed to write the WAL buffer on close");
         }
     }
@@ -403,25 +420,50 @@ impl Drop for Wal {
 
 struct Writer {
     segment: SegmentWriter,
-    /// Encoded records not yet written to the segment.
-    pending: Vec<u8>,
+    /// Encoded series records not yet written to the segment. They stay
+    /// here until a write containing them succeeds: the head keeps a series
+    /// whose record was lost to a failed write (a full disk), and its later
+    /// samples would not replay without it. A series record written twice
+    /// replays as one series.
+    pending_series: Vec<u8>,
     last_sync: Instant,
-    /// A write failed part-way; the segment may end in a torn record, so
-    /// the next write starts a new segment.
+    /// A write failed part-way; the segment may end in a torn record, which
+    /// the next write cuts off first (or, failing that, starts a new
+    /// segment).
     broken: bool,
 }
 
 impl Writer {
-    fn write_pending(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+    /// Writes the buffered series records followed by `samples` (encoded
+    /// sample records). On failure the samples are dropped (their commit
+    /// fails) and the series records stay buffered for the next write.
+    fn write_pending(&mut self, samples: &[u8]) -> Result<()> {
+        if self.pending_series.is_empty() && samples.is_empty() {
             return Ok(());
         }
+        self.write_frames(samples)?;
+        self.pending_series.clear();
+        Ok(())
+    }
+
+    fn write_frames(&mut self, samples: &[u8]) -> Result<()> {
         if self.broken {
-            self.segment.rotate()?;
+            if let Err(e) = self.segment.cut_torn_tail() {
+                tracing::warn!(error = %e, "Cannot cut the torn WAL record; starting a new segment");
+                self.segment.rotate()?;
+            }
             self.broken = false;
         }
-        let result = self.segment.write_frames(&self.pending);
-        self.pending.clear();
+        let result = if self.pending_series.is_empty() {
+            self.segment.write_frames(samples)
+        } else if samples.is_empty() {
+            self.segment.write_frames(&self.pending_series)
+        } else {
+            let mut frames = Vec::with_capacity(self.pending_series.len() + samples.len());
+            frames.extend_from_slice(&self.pending_series);
+            frames.extend_from_slice(samples);
+            self.segment.write_frames(&frames)
+        };
         if result.is_err() {
             self.broken = true;
         }
@@ -488,6 +530,17 @@ impl SegmentWriter {
             rest = &rest[run..];
         }
         Ok(())
+    }
+
+    /// Truncates the segment to the records written whole, removing what a
+    /// failed write left behind, and continues writing there.
+    fn cut_torn_tail(&mut self) -> Result<()> {
+        let path = self.path();
+        self.file
+            .set_len(self.len)
+            .and_then(|()| (&*self.file).seek(SeekFrom::Start(self.len)))
+            .map(|_| ())
+            .map_err(|e| io_error(&path, e))
     }
 
     fn sync(&self) -> Result<()> {
