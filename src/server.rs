@@ -687,6 +687,13 @@ fn register_db_metrics(registry: &Registry, db: &Arc<Db>) {
                 max_t as f64 / 1000.0,
             );
         }
+        if let Some(wal) = head.wal() {
+            out.counter(
+                "sextant_tsdb_wal_writes_failed_total",
+                "Commits rejected because their WAL write or sync failed (disk full, IO errors).",
+                wal.writes_failed() as f64,
+            );
+        }
         if let Some(wal) = head.wal()
             && let Ok(size) = wal.disk_size()
         {

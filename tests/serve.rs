@@ -83,6 +83,7 @@ async fn serves_reloads_and_shuts_down_in_order() {
     for family in [
         "sextant_tsdb_head_series 0",
         "sextant_tsdb_blocks_loaded 0",
+        "sextant_tsdb_wal_writes_failed_total 0",
         "process_resident_memory_bytes ",
         "sextant_http_requests_total{handler=\"/-/reload\",code=\"500\"} 1",
     ] {

@@ -162,6 +162,7 @@ impl Db {
                 Err(e) => return Err(e),
             }
         }
+        remove_compacted_parents(&mut blocks)?;
         blocks.sort_by_key(|b| (b.meta().min_time, b.id()));
         let min_valid_t = blocks
             .iter()
@@ -594,6 +595,29 @@ pub fn lock_dir(dir: &Path) -> Result<File> {
         }),
         Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path, e)),
     }
+}
+
+/// Deletes blocks that a compaction merged into a block that is present: a
+/// crash between writing the merged block and deleting its inputs leaves
+/// both (Prometheus does the same on open).
+fn remove_compacted_parents(blocks: &mut Vec<Block>) -> Result<()> {
+    let parents: Vec<BlockId> = blocks
+        .iter()
+        .flat_map(|b| b.meta().compaction.parents.iter().copied())
+        .collect();
+    let (merged, kept): (Vec<Block>, Vec<Block>) =
+        blocks.drain(..).partition(|b| parents.contains(&b.id()));
+    *blocks = kept;
+    for block in merged {
+        tracing::info!(
+            block = %block.id(),
+            "Deleting a block already compacted into another (interrupted compaction)"
+        );
+        let dir = block.dir().to_path_buf();
+        drop(block);
+        delete_block_dir(&dir)?;
+    }
+    Ok(())
 }
 
 /// Is this error a damaged block (as opposed to a failing disk)?
