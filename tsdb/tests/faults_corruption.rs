@@ -77,7 +77,10 @@ fn read_range(db: &Db, range: TimeRange) -> tsdb::Result<Data> {
             assert_eq!(sample.v, value(sample.t, s), "series {s} at {}", sample.t);
             ts.push(sample.t);
         }
-        assert!(ts.windows(2).all(|w| w[0] < w[1]), "series {s}: no duplicates");
+        assert!(
+            ts.windows(2).all(|w| w[0] < w[1]),
+            "series {s}: no duplicates"
+        );
         data.insert(s, ts);
     }
     Ok(data)
@@ -139,7 +142,11 @@ fn reopen_is_stable_and_writable(dir: &Path, expected: &Data) {
     db.close().unwrap();
     let db = Db::open(dir, options()).unwrap();
     let data = read_all(&db);
-    assert_eq!(data[&0].last(), Some(&t), "a commit after the repair survives");
+    assert_eq!(
+        data[&0].last(),
+        Some(&t),
+        "a commit after the repair survives"
+    );
 }
 
 // ---- WAL ----
@@ -428,7 +435,10 @@ fn blocks_already_compacted_are_deleted_on_open() {
     }
     let metas: Vec<_> = db.blocks().iter().map(|b| b.meta().clone()).collect();
     for pair in metas.windows(2) {
-        assert!(pair[0].max_time <= pair[1].min_time, "no overlapping blocks");
+        assert!(
+            pair[0].max_time <= pair[1].min_time,
+            "no overlapping blocks"
+        );
     }
     assert_eq!(read_all(&db), before);
 }

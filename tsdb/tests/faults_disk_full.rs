@@ -97,7 +97,11 @@ fn value(batch: u64, s: usize) -> f64 {
 fn commit_batch(db: &Db, batch: u64) -> tsdb::Result<()> {
     let mut app = db.appender();
     for s in 0..series_in(batch) {
-        app.append(None, &labels(s), Sample::new(batch as i64 * 1000, value(batch, s)))?;
+        app.append(
+            None,
+            &labels(s),
+            Sample::new(batch as i64 * 1000, value(batch, s)),
+        )?;
     }
     app.commit()
 }
