@@ -414,12 +414,14 @@ fn blocks_already_compacted_are_deleted_on_open() {
     };
     // The state a crash leaves after a compaction renamed its output into
     // place but before it deleted the inputs.
-    let inputs: Vec<Block> = list_block_dirs(dir.path())
+    // The two oldest blocks, adjacent in time as the planner picks them.
+    let mut inputs: Vec<Block> = list_block_dirs(dir.path())
         .unwrap()
         .iter()
-        .take(2)
         .map(|(_, d)| Block::open(d).unwrap())
         .collect();
+    inputs.sort_by_key(|b| b.meta().min_time);
+    inputs.truncate(2);
     let input_ids: Vec<BlockId> = inputs.iter().map(Block::id).collect();
     let merged = tsdb::block::compact::compact(dir.path(), &inputs, BlockId::new(1))
         .unwrap()
