@@ -565,16 +565,26 @@ async fn close_db(db: Arc<Db>) -> anyhow::Result<()> {
     .await?
 }
 
-/// Waits up to two seconds for the other handles of `storage` to go: tasks
-/// that just finished (a connection, a scrape loop) may still be dropping
-/// theirs when their stage has stopped.
+/// Waits up to 30 seconds for the other handles of `storage` to go: tasks
+/// that just finished (a connection, a scrape loop, a query on the blocking
+/// pool) may still be dropping theirs when their stage has stopped.
 async fn wait_until_sole_owner<T>(storage: &Arc<T>) {
-    for _ in 0..200 {
+    // Queries and requests still finishing hold the storage; on a loaded
+    // machine that can take seconds, and closing under them would leave
+    // the directory locked until they end.
+    for waited in 0..3000 {
         if Arc::strong_count(storage) == 1 {
-            break;
+            return;
+        }
+        if waited == 200 {
+            tracing::warn!(
+                holders = Arc::strong_count(storage) - 1,
+                "Waiting for requests in flight to release the storage."
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    tracing::warn!("Closing the storage while requests still hold it.");
 }
 
 /// The flags `status/flags` reports, under Prometheus's names.
