@@ -652,6 +652,10 @@ fn head_status(db: &Db) -> HeadStatus {
 /// The database's figures on `/metrics`, read at every scrape. The
 /// collector holds the database weakly so that it never delays closing it.
 fn register_db_metrics(registry: &Registry, db: &Arc<Db>) {
+    let newest = Arc::downgrade(db);
+    crate::remote::write::register_highest_appended(registry, move || {
+        newest.upgrade().and_then(|db| db.head().max_time())
+    });
     let db = Arc::downgrade(db);
     registry.register(move |out| {
         let Some(db) = db.upgrade() else {

@@ -336,6 +336,30 @@ async fn sextant_serve_forwards_its_samples() {
         metrics.contains(&sent).then_some(())
     })
     .await;
+    // The newest appended timestamp (global, as Prometheus's) and the
+    // queue's newest sent one agree once everything is sent: no lag.
+    let metrics = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let newest = (t0 + 9000) as f64 / 1000.0;
+    let value_of = |prefix: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing from\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        value_of("sextant_remote_storage_highest_timestamp_in_seconds "),
+        newest
+    );
+    assert_eq!(
+        value_of("sextant_remote_storage_queue_highest_sent_timestamp_seconds{remote_name=\"vm\""),
+        newest
+    );
     let exported = victoria_export(&vm.url).await;
     assert_eq!(exported, expected(t0, 0..10));
     // External labels travel with the samples.

@@ -908,6 +908,25 @@ async fn drain_and_stop(queues: Vec<Queue>) {
     .await;
 }
 
+/// Registers `sextant_remote_storage_highest_timestamp_in_seconds`, the
+/// newest sample timestamp appended to the storage whose WAL the queues
+/// follow (`newest_ms`), without queue labels as Prometheus's
+/// `prometheus_remote_storage_highest_timestamp_in_seconds`: minus a
+/// queue's `..._queue_highest_sent_timestamp_seconds` it is how far the
+/// queue trails, backlog still unread in the WAL included.
+pub fn register_highest_appended(
+    registry: &Registry,
+    newest_ms: impl Fn() -> Option<i64> + Send + Sync + 'static,
+) {
+    registry.register(move |out| {
+        out.gauge(
+            "sextant_remote_storage_highest_timestamp_in_seconds",
+            "Newest sample timestamp appended to the storage the remote write queues follow (0 before the first).",
+            newest_ms().map_or(0.0, |ms| ms as f64 / 1000.0),
+        );
+    });
+}
+
 fn register_metrics(registry: &Registry, endpoint: &Endpoint, stats: &Arc<QueueStats>) {
     let stats = Arc::downgrade(stats);
     let (name, url) = (endpoint.name.clone(), endpoint.url.clone());
@@ -959,8 +978,8 @@ fn register_metrics(registry: &Registry, endpoint: &Endpoint, stats: &Arc<QueueS
         }
         let gauges: [(&'static str, &'static str, f64); 8] = [
             (
-                "sextant_remote_storage_highest_timestamp_in_seconds",
-                "Newest sample timestamp read from the WAL.",
+                "sextant_remote_storage_queue_highest_read_timestamp_seconds",
+                "Newest sample timestamp the queue read from the WAL.",
                 seconds(&stats.highest_in_ms),
             ),
             (

@@ -507,6 +507,10 @@ impl Truncation {
 
 /// The agent's figures on `/metrics`, held weakly.
 fn register_agent_metrics(registry: &Registry, db: &Arc<AgentDb>) {
+    let newest = Arc::downgrade(db);
+    crate::remote::write::register_highest_appended(registry, move || {
+        newest.upgrade().and_then(|db| db.stats().max_t)
+    });
     let db = Arc::downgrade(db);
     registry.register(move |out| {
         let Some(db) = db.upgrade() else {

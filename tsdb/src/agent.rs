@@ -15,7 +15,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHasher};
@@ -66,6 +66,8 @@ type RefShard = FxHashMap<u64, Arc<AgentSeries>>;
 pub struct AgentStats {
     pub n_series: usize,
     pub samples_appended: u64,
+    /// The newest sample timestamp committed since the agent opened.
+    pub max_t: Option<i64>,
 }
 
 /// What one truncation did.
@@ -87,6 +89,8 @@ pub struct AgentDb {
     next_ref: AtomicU64,
     n_series: AtomicUsize,
     samples_appended: AtomicU64,
+    /// Newest committed sample timestamp (`i64::MIN`: none yet).
+    max_t: AtomicI64,
     /// Commits hold it shared, truncation exclusively.
     truncation: RwLock<()>,
 }
@@ -162,6 +166,7 @@ impl AgentDb {
             next_ref: AtomicU64::new(max_ref + 1),
             n_series: AtomicUsize::new(0),
             samples_appended: AtomicU64::new(0),
+            max_t: AtomicI64::new(i64::MIN),
             truncation: RwLock::new(()),
         };
         // A series logged twice (forgotten, then recreated) keeps its newest
@@ -197,6 +202,7 @@ impl AgentDb {
         AgentStats {
             n_series: self.n_series.load(Ordering::Relaxed),
             samples_appended: self.samples_appended.load(Ordering::Relaxed),
+            max_t: Some(self.max_t.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN),
         }
     }
 
@@ -407,6 +413,9 @@ impl Appender for AgentAppender<'_> {
         }
         db.samples_appended
             .fetch_add(self.pending.len() as u64, Ordering::Relaxed);
+        if let Some(newest) = self.pending.iter().map(|(_, sample)| sample.t).max() {
+            db.max_t.fetch_max(newest, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -481,7 +490,8 @@ mod tests {
             db.stats(),
             AgentStats {
                 n_series: 2,
-                samples_appended: 3
+                samples_appended: 3,
+                max_t: Some(2000),
             }
         );
     }
