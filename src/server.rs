@@ -69,6 +69,9 @@ pub struct ServeOptions {
     pub enable_admin_api: bool,
     /// Connection limits and timeouts of the HTTP listener.
     pub connection_limits: crate::web::ConnectionLimits,
+    /// Active series the storage holds at most; new ones beyond are
+    /// refused (0: no limit).
+    pub max_series: usize,
 }
 
 impl ServeOptions {
@@ -90,8 +93,18 @@ impl ServeOptions {
             enable_lifecycle: false,
             enable_admin_api: false,
             connection_limits: crate::web::ConnectionLimits::default(),
+            max_series: DEFAULT_MAX_SERIES,
         }
     }
+}
+
+/// The default cap on active series: about 10 GB of head memory at
+/// Sextant's measured ~1 KiB per series, a bound rather than a target.
+pub const DEFAULT_MAX_SERIES: usize = 10_000_000;
+
+/// `--storage.tsdb.max-series` as the storage takes it (0: no limit).
+fn max_series(flag: usize) -> Option<usize> {
+    (flag > 0).then_some(flag)
 }
 
 /// Default retention, as Prometheus's.
@@ -160,6 +173,7 @@ impl Server {
         let db_options = DbOptions {
             clock: Arc::clone(&clock),
             retention_time: Some(retention),
+            max_series: max_series(options.max_series),
             ..DbOptions::default()
         };
         let db = {
@@ -623,6 +637,7 @@ fn flags(
                 .unwrap_or_default(),
         ),
         ("web.enable-lifecycle", options.enable_lifecycle.to_string()),
+        ("storage.tsdb.max-series", options.max_series.to_string()),
         ("web.enable-admin-api", options.enable_admin_api.to_string()),
         (
             "web.max-connections",
@@ -688,6 +703,11 @@ fn register_db_metrics(registry: &Registry, db: &Arc<Db>) {
             "sextant_tsdb_head_samples_dropped_total",
             "Samples accepted by an appender but dropped at commit.",
             stats.samples_dropped as f64,
+        );
+        out.counter(
+            "sextant_tsdb_head_series_rejected_total",
+            "New series refused because the head held --storage.tsdb.max-series series.",
+            stats.series_rejected as f64,
         );
         if let (Some(min_t), Some(max_t)) = (stats.min_t, stats.max_t) {
             out.gauge(

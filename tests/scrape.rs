@@ -55,10 +55,20 @@ struct Running {
 }
 
 async fn serve(dir: &Path, config: Option<&Path>) -> Running {
+    serve_with(dir, config, |_| {}).await
+}
+
+/// As [`serve`], with `tune` applied to the options first.
+async fn serve_with(
+    dir: &Path,
+    config: Option<&Path>,
+    tune: impl FnOnce(&mut ServeOptions),
+) -> Running {
     let mut options = ServeOptions::new("127.0.0.1:0");
     options.storage_path = Some(dir.join("data"));
     options.config_file = config.map(Path::to_path_buf);
     options.enable_lifecycle = true;
+    tune(&mut options);
     let server = Server::start(options).await.unwrap();
     let addr = server.addr();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -469,6 +479,61 @@ fn split_pairs(text: &str) -> Vec<&str> {
         out.push(&text[start..]);
     }
     out
+}
+
+/// Series lines `capped{i="0"}` .. `capped{i="n-1"}`, each with `value`.
+fn capped_body(n: usize, value: u32) -> String {
+    (0..n)
+        .map(|i| format!("capped{{i=\"{i}\"}} {value}\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_series_cap_refuses_new_series_and_keeps_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = exporter(&capped_body(3, 1)).await;
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: capped\n    static_configs:\n      - targets: ['{}']\n",
+            exporter.addr
+        ),
+    )
+    .unwrap();
+    // Three exported series and the five report series (up, ...).
+    let server = serve_with(dir.path(), Some(&config), |o| o.max_series = 8).await;
+    eventually("the first scrape", || async {
+        let up = server.single(r#"up{job="capped"}"#).await?;
+        let count = server.single("count(capped)").await?;
+        (up == "1" && count == "3").then_some(())
+    })
+    .await;
+    // Three more series: refused; the known ones keep being scraped.
+    *exporter.body.lock() = capped_body(6, 2);
+    eventually("the known series' new value", || async {
+        (server.single(r#"capped{i="2"}"#).await? == "2").then_some(())
+    })
+    .await;
+    assert_eq!(server.single("count(capped)").await.as_deref(), Some("3"));
+    assert_eq!(
+        server.single(r#"up{job="capped"}"#).await.as_deref(),
+        Some("1")
+    );
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rejected: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sextant_tsdb_head_series_rejected_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rejected >= 3.0, "{rejected}");
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

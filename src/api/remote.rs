@@ -194,13 +194,16 @@ fn invalid_series(labels: &[proto::Label]) -> Option<String> {
 /// Appends every sample of `request` in one batch. As Prometheus's v1
 /// handler: a sample out of order, a conflicting duplicate or one too old
 /// rolls the whole batch back and is a bad request; invalid series are
-/// skipped and counted in the log.
+/// skipped and counted in the log. New series beyond the storage's series
+/// cap are skipped, the rest committed, and the answer is a bad request
+/// naming the cap (a sender must not retry them).
 fn append_request(
     appendable: &dyn Appendable,
     request: &proto::WriteRequest,
 ) -> Result<(), WriteError> {
     let mut appender = appendable.appender();
     let mut skipped = 0usize;
+    let mut refused: Option<(usize, AppendError)> = None;
     for series in &request.timeseries {
         if let Some(reason) = invalid_series(&series.labels) {
             tracing::warn!(reason, labels = ?series.labels, "Invalid metric names or labels in a remote write request; series skipped.");
@@ -212,6 +215,11 @@ fn append_request(
         for sample in &series.samples {
             match appender.append(hint, &labels, Sample::new(sample.timestamp, sample.value)) {
                 Ok(series_ref) => hint = Some(series_ref),
+                Err(error @ AppendError::SeriesLimitExceeded { .. }) => {
+                    let count = refused.as_ref().map_or(0, |(n, _)| *n);
+                    refused = Some((count + series.samples.len(), error));
+                    break;
+                }
                 Err(error) => {
                     appender.rollback();
                     return Err(match error {
@@ -239,7 +247,16 @@ fn append_request(
     }
     appender
         .commit()
-        .map_err(|e| WriteError::Storage(e.to_string()))
+        .map_err(|e| WriteError::Storage(e.to_string()))?;
+    match refused {
+        Some((samples, error)) => {
+            tracing::warn!(samples, %error, "Remote write samples of new series refused by the series cap.");
+            Err(WriteError::BadData(format!(
+                "{samples} samples refused: {error}"
+            )))
+        }
+        None => Ok(()),
+    }
 }
 
 async fn read(State(api): State<Arc<RemoteApi>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -490,6 +507,38 @@ mod tests {
             post(&router, "/api/v1/write", body, &WRITE_HEADERS).await.0,
             StatusCode::BAD_REQUEST
         );
+    }
+
+    #[tokio::test]
+    async fn new_series_beyond_the_cap_are_refused_with_400_and_the_rest_stored() {
+        let head = Arc::new(Head::new(HeadOptions {
+            max_series: Some(1),
+            ..HeadOptions::default()
+        }));
+        let api = RemoteApi::new(
+            Some(Arc::clone(&head) as Arc<dyn Appendable>),
+            Arc::clone(&head) as Arc<dyn Queryable>,
+            RemoteLimits::default(),
+        );
+        let router = router(Arc::new(api));
+        let body = write_body(vec![series(&[("__name__", "known")], &[(1000, 1.0)])]);
+        assert_eq!(
+            post(&router, "/api/v1/write", body, &WRITE_HEADERS).await.0,
+            StatusCode::NO_CONTENT
+        );
+        let body = write_body(vec![
+            series(&[("__name__", "new")], &[(2000, 1.0), (3000, 1.0)]),
+            series(&[("__name__", "known")], &[(2000, 2.0)]),
+        ]);
+        let (status, message) = post(&router, "/api/v1/write", body, &WRITE_HEADERS).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = String::from_utf8(message).unwrap();
+        assert!(
+            message.contains("2 samples refused") && message.contains("series limit of 1"),
+            "{message}"
+        );
+        assert_eq!(stored(&head, "known").len(), 2);
+        assert!(stored(&head, "new").is_empty());
     }
 
     #[tokio::test]

@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// The largest request header block accepted (HTTP 431 beyond).
     #[arg(long = "web.max-header-bytes", default_value_t = 1 << 20)]
     pub max_header_bytes: usize,
+    /// Active series kept at most; samples of new series beyond are refused
+    /// (and counted), known series go on. 0: no limit.
+    #[arg(long = "storage.tsdb.max-series", default_value_t = crate::server::DEFAULT_MAX_SERIES)]
+    pub max_series: usize,
 }
 
 impl ServeArgs {
@@ -176,6 +180,7 @@ impl ServeArgs {
             web_config_file: self.web_config_file,
             enable_lifecycle: self.enable_lifecycle,
             enable_admin_api: self.enable_admin_api,
+            max_series: self.max_series,
             connection_limits: crate::web::ConnectionLimits {
                 max_connections: self.max_connections,
                 header_read_timeout: duration(

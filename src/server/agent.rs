@@ -30,7 +30,9 @@ use tsdb::wal::tail;
 use super::config::ConfigSource;
 use super::http::{self, Lifecycle, ReloadRequest};
 use super::scrape::Scraping;
-use super::{ServeOptions, record_reload, start_remote_write_queues, wait_until_sole_owner};
+use super::{
+    ServeOptions, max_series, record_reload, start_remote_write_queues, wait_until_sole_owner,
+};
 use crate::api::{Api, HeadStatus, ServerInfo, Sources};
 use crate::backend::LocalBackend;
 use crate::config::Config;
@@ -139,7 +141,11 @@ impl AgentServer {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_AGENT_PATH));
         let db = {
             let path = storage_path.clone();
-            tokio::task::spawn_blocking(move || AgentDb::open(&path, AgentOptions::default()))
+            let agent_options = AgentOptions {
+                max_series: max_series(options.max_series),
+                ..AgentOptions::default()
+            };
+            tokio::task::spawn_blocking(move || AgentDb::open(&path, agent_options))
                 .await?
                 .with_context(|| format!("opening the agent WAL in {}", storage_path.display()))?
         };
@@ -526,6 +532,11 @@ fn register_agent_metrics(registry: &Registry, db: &Arc<AgentDb>) {
             "sextant_agent_samples_appended_total",
             "Samples logged to the agent's WAL.",
             stats.samples_appended as f64,
+        );
+        out.counter(
+            "sextant_agent_series_rejected_total",
+            "New series refused because the agent held --storage.tsdb.max-series series.",
+            stats.series_rejected as f64,
         );
         if let Ok(size) = db.wal().disk_size() {
             out.gauge(

@@ -68,6 +68,8 @@ pub struct AgentStats {
     pub samples_appended: u64,
     /// The newest sample timestamp committed since the agent opened.
     pub max_t: Option<i64>,
+    /// New series refused because the agent held `max_series` series.
+    pub series_rejected: u64,
 }
 
 /// What one truncation did.
@@ -91,6 +93,7 @@ pub struct AgentDb {
     samples_appended: AtomicU64,
     /// Newest committed sample timestamp (`i64::MIN`: none yet).
     max_t: AtomicI64,
+    series_rejected: AtomicU64,
     /// Commits hold it shared, truncation exclusively.
     truncation: RwLock<()>,
 }
@@ -167,6 +170,7 @@ impl AgentDb {
             n_series: AtomicUsize::new(0),
             samples_appended: AtomicU64::new(0),
             max_t: AtomicI64::new(i64::MIN),
+            series_rejected: AtomicU64::new(0),
             truncation: RwLock::new(()),
         };
         // A series logged twice (forgotten, then recreated) keeps its newest
@@ -203,6 +207,7 @@ impl AgentDb {
             n_series: self.n_series.load(Ordering::Relaxed),
             samples_appended: self.samples_appended.load(Ordering::Relaxed),
             max_t: Some(self.max_t.load(Ordering::Relaxed)).filter(|t| *t != i64::MIN),
+            series_rejected: self.series_rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -286,6 +291,7 @@ impl AgentDb {
         if let Some(limit) = self.options.max_series
             && self.n_series.load(Ordering::Acquire) >= limit
         {
+            self.series_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(AppendError::SeriesLimitExceeded {
                 labels: labels.clone(),
                 limit,
@@ -492,6 +498,7 @@ mod tests {
                 n_series: 2,
                 samples_appended: 3,
                 max_t: Some(2000),
+                series_rejected: 0,
             }
         );
     }

@@ -96,6 +96,8 @@ pub struct HeadStats {
     /// bounds meanwhile, or (in WAL replay) because their series was
     /// unknown.
     pub samples_dropped: u64,
+    /// New series refused because the head held `max_series` series.
+    pub series_rejected: u64,
     /// Interned label strings.
     pub n_strings: usize,
 }
@@ -128,6 +130,7 @@ pub struct Head {
     truncation: RwLock<()>,
     samples_appended: AtomicU64,
     samples_dropped: AtomicU64,
+    series_rejected: AtomicU64,
     /// WAL references that replay mapped to a series logged under another
     /// reference; checkpoints keep their records while the series lives,
     /// so the next replay finds their samples again.
@@ -159,6 +162,7 @@ impl Head {
             truncation: RwLock::new(()),
             samples_appended: AtomicU64::new(0),
             samples_dropped: AtomicU64::new(0),
+            series_rejected: AtomicU64::new(0),
             wal_aliases: Mutex::default(),
         }
     }
@@ -224,6 +228,7 @@ impl Head {
             max_t: self.max_time(),
             samples_appended: self.samples_appended.load(Ordering::Relaxed),
             samples_dropped: self.samples_dropped.load(Ordering::Relaxed),
+            series_rejected: self.series_rejected.load(Ordering::Relaxed),
             n_strings: self.index.read().n_strings(),
         }
     }
@@ -437,6 +442,7 @@ impl Head {
         if let Some(limit) = self.options.max_series
             && self.n_series.load(Ordering::Acquire) >= limit
         {
+            self.series_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(AppendError::SeriesLimitExceeded {
                 labels: labels.clone(),
                 limit,

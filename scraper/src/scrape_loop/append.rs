@@ -473,6 +473,9 @@ impl TargetState {
                 Err(AppendError::OutOfOrderSample { .. }) => counts.out_of_order += 1,
                 Err(AppendError::DuplicateSample { .. }) => counts.duplicates += 1,
                 Err(AppendError::OutOfBounds { .. }) => counts.out_of_bounds += 1,
+                // The storage's cap on active series: the new series is
+                // left out (the head counts it), the known ones go on.
+                Err(AppendError::SeriesLimitExceeded { .. }) => {}
                 Err(other) => return Err(ScrapeError::Append(other)),
             }
         }

@@ -293,6 +293,13 @@ fn invalid_series_and_series_limit_are_rejected() {
         })
     );
     app.commit().unwrap();
+    // Refusals are counted; the known series still takes samples.
+    assert_eq!(head.stats().series_rejected, 1);
+    let mut app = head.appender();
+    app.append(None, &metric("up", "a"), Sample::new(2, 1.0))
+        .unwrap();
+    app.commit().unwrap();
+    assert_eq!(head.stats().n_series, 1);
 }
 
 #[test]
