@@ -85,6 +85,33 @@ fn peer_certificate(response: &reqwest::Response) -> Vec<u8> {
         .to_vec()
 }
 
+/// `url` fetched with basic auth.
+async fn get_as(
+    client: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .get(url)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The text of `/metrics` (exempt from authentication in these tests).
+async fn metrics_text(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tls_client_certificates_and_authentication() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,12 +146,7 @@ async fn tls_client_certificates_and_authentication() {
     let first_certificate = peer_certificate(&response);
 
     // Basic auth and bearer tokens.
-    let response = client_ok
-        .get(&query)
-        .basic_auth("alice", Some("wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&client_ok, &query, "alice", "wonderland").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body: serde_json::Value = response.json().await.unwrap();
@@ -137,12 +159,7 @@ async fn tls_client_certificates_and_authentication() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     for (user, password) in [("alice", "wrong"), ("mallory", "wonderland")] {
-        let response = client_ok
-            .get(&query)
-            .basic_auth(user, Some(password))
-            .send()
-            .await
-            .unwrap();
+        let response = get_as(&client_ok, &query, user, password).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{user}");
     }
     let response = client_ok
@@ -216,32 +233,21 @@ async fn tls_client_certificates_and_authentication() {
     .unwrap();
     write_web_config(&web_config, &[("alice", "wonderland"), ("bob", "builder")]);
     let fresh = client(&ca_pem, Some(&allowed));
-    let response = fresh
-        .get(&query)
-        .basic_auth("bob", Some("builder"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&fresh, &query, "bob", "builder").await;
     assert_eq!(response.status(), StatusCode::OK);
     let second_certificate = peer_certificate(&response);
     assert_ne!(first_certificate, second_certificate);
     // A broken web config is refused; the last good one stays in force.
     std::fs::write(&web_config, "basic_auth_users:\n  bob: not-a-hash\n").unwrap();
-    let response = client(&ca_pem, Some(&allowed))
-        .get(&query)
-        .basic_auth("alice", Some("wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(
+        &client(&ca_pem, Some(&allowed)),
+        &query,
+        "alice",
+        "wonderland",
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let metrics = client_ok
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&client_ok, &base).await;
     assert!(metrics.contains("sextant_web_config_last_reload_successful 0"));
     write_web_config(&web_config, &[("alice", "wonderland")]);
 
@@ -249,12 +255,7 @@ async fn tls_client_certificates_and_authentication() {
     // even the right password waits, and no bcrypt check is spent.
     let mut limited = None;
     for attempt in 0..20 {
-        let response = client_ok
-            .get(&query)
-            .basic_auth("alice", Some(&format!("guess-{attempt}")))
-            .send()
-            .await
-            .unwrap();
+        let response = get_as(&client_ok, &query, "alice", &format!("guess-{attempt}")).await;
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
             limited = Some(attempt);
             assert!(response.headers().contains_key("retry-after"));
@@ -264,21 +265,9 @@ async fn tls_client_certificates_and_authentication() {
     }
     // Three failures happened earlier in this test, from the same address.
     assert!(limited.is_some_and(|n| n <= 10), "{limited:?}");
-    let response = client_ok
-        .get(&query)
-        .basic_auth("alice", Some("wonderland"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_as(&client_ok, &query, "alice", "wonderland").await;
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let metrics = client_ok
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&client_ok, &base).await;
     assert!(metrics.contains(r#"sextant_http_auth_failures_total{reason="rate_limited"}"#));
 
     server.run_until(async {}).await.unwrap();
