@@ -417,6 +417,69 @@ async fn the_body_size_limit_fails_the_scrape() {
 }
 
 #[tokio::test]
+async fn an_endless_body_is_cut_at_the_body_size_limit() {
+    let mut h = Harness::with_path(Exposed::text(BODY), "/endless", |o| {
+        o.limits = Limits {
+            body_size_limit: 1 << 20,
+            ..Limits::default()
+        };
+    })
+    .await;
+    let report = h.scrape_at(1_000).await;
+    assert_eq!(report.error, Some(ScrapeError::BodySizeLimit(1 << 20)));
+    assert_eq!(h.report_at(1_000)[0], 0.0);
+    assert_eq!(h.stored_at(1_000), "");
+}
+
+#[tokio::test]
+async fn a_target_that_resets_the_connection_is_down() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            // Read the request, then close with a reset (linger 0).
+            let mut buffer = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buffer).await;
+            // Deprecated because a nonzero linger blocks on drop; a zero
+            // one resets at once, which is the point here.
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
+            drop(stream);
+        }
+    });
+    let fetcher = HttpFetcher::new(
+        default_client().unwrap(),
+        format!("http://{addr}/metrics").parse().unwrap(),
+        Duration::from_secs(5),
+        0,
+    );
+    let storage = Arc::new(MemStorage::default());
+    let labels = Labels::from_pairs(&[("instance", addr.to_string()), ("job", "test".to_string())]);
+    let mut scrape_loop = ScrapeLoop::new(
+        TargetOptions::new(labels),
+        fetcher,
+        storage.clone(),
+        Arc::new(ManualClock::new(5)),
+    );
+    let report = scrape_loop.scrape_once().await;
+    assert!(
+        matches!(report.error, Some(ScrapeError::Http(_))),
+        "{report:?}"
+    );
+    assert_eq!(
+        storage.value_at(
+            &[
+                ("__name__", "up"),
+                ("instance", &addr.to_string()),
+                ("job", "test")
+            ],
+            5
+        ),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
 async fn metric_relabeling_drops_and_rewrites_series() {
     let mut h = Harness::new(Exposed::text(BODY), |o| {
         o.metric_relabel = Some(Arc::new(|labels: &Labels| {

@@ -204,7 +204,7 @@ impl Exposed {
 }
 
 /// An exporter on 127.0.0.1 whose answer the test sets; `/hang` never
-/// answers.
+/// answers, `/endless` streams valid lines forever.
 #[derive(Clone)]
 pub struct Exporter {
     pub addr: SocketAddr,
@@ -224,6 +224,7 @@ impl Exporter {
         let app = axum::Router::new()
             .route("/metrics", get(serve))
             .route("/hang", get(std::future::pending::<()>))
+            .route("/endless", get(endless))
             .with_state(exporter.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -268,5 +269,18 @@ async fn serve(State(exporter): State<Exporter>, headers: HeaderMap) -> Response
             .headers_mut()
             .insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
     }
+    response
+}
+
+/// A text body that never ends: the same valid line, streamed forever.
+async fn endless() -> Response {
+    let line = axum::body::Bytes::from_static(b"endless_total{i=\"1\"} 1\n");
+    let lines =
+        futures::stream::repeat_with(move || Ok::<_, std::convert::Infallible>(line.clone()));
+    let mut response = axum::body::Body::from_stream(lines).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     response
 }
