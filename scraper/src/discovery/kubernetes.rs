@@ -594,18 +594,7 @@ fn pod_group(pod: &Pod) -> TargetGroup {
             let mut target = LabelSet::default();
             target.set(ADDRESS_LABEL, join_host_port(&pod_ip, port.container_port));
             container_labels(&mut target);
-            target.set(
-                format!("{META}pod_container_port_name"),
-                port.name.clone().unwrap_or_default(),
-            );
-            target.set(
-                format!("{META}pod_container_port_number"),
-                port.container_port.to_string(),
-            );
-            target.set(
-                format!("{META}pod_container_port_protocol"),
-                port.protocol.clone().unwrap_or_else(|| "TCP".to_string()),
-            );
+            set_port(&mut target, port);
             group.targets.push(target.build());
         }
     }
@@ -703,6 +692,11 @@ fn set_container_port(target: &mut LabelSet, container: &Container, port: &Conta
         format!("{META}pod_container_image"),
         container.image.clone().unwrap_or_default(),
     );
+    set_port(target, port);
+}
+
+/// A container port's name, number and protocol (TCP when unset).
+fn set_port(target: &mut LabelSet, port: &ContainerPort) {
     target.set(
         format!("{META}pod_container_port_name"),
         port.name.clone().unwrap_or_default(),
