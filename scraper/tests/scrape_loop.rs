@@ -447,36 +447,7 @@ async fn a_target_that_resets_the_connection_is_down() {
             drop(stream);
         }
     });
-    let fetcher = HttpFetcher::new(
-        default_client().unwrap(),
-        format!("http://{addr}/metrics").parse().unwrap(),
-        Duration::from_secs(5),
-        0,
-    );
-    let storage = Arc::new(MemStorage::default());
-    let labels = Labels::from_pairs(&[("instance", addr.to_string()), ("job", "test".to_string())]);
-    let mut scrape_loop = ScrapeLoop::new(
-        TargetOptions::new(labels),
-        fetcher,
-        storage.clone(),
-        Arc::new(ManualClock::new(5)),
-    );
-    let report = scrape_loop.scrape_once().await;
-    assert!(
-        matches!(report.error, Some(ScrapeError::Http(_))),
-        "{report:?}"
-    );
-    assert_eq!(
-        storage.value_at(
-            &[
-                ("__name__", "up"),
-                ("instance", &addr.to_string()),
-                ("job", "test")
-            ],
-            5
-        ),
-        Some(0.0)
-    );
+    assert_scrape_fails_over_http(addr).await;
 }
 
 #[tokio::test]
@@ -533,11 +504,8 @@ async fn a_hanging_target_times_out() {
     assert_eq!(h.report_at(1_000)[0], 0.0);
 }
 
-#[tokio::test]
-async fn an_unreachable_target_is_down() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+/// Scrapes `addr` once: the scrape fails with an HTTP error and `up` is 0.
+async fn assert_scrape_fails_over_http(addr: std::net::SocketAddr) {
     let fetcher = HttpFetcher::new(
         default_client().unwrap(),
         format!("http://{addr}/metrics").parse().unwrap(),
@@ -568,6 +536,14 @@ async fn an_unreachable_target_is_down() {
         ),
         Some(0.0)
     );
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_down() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    assert_scrape_fails_over_http(addr).await;
 }
 
 /// A fetcher that serves a scripted sequence of bodies without any IO, for
