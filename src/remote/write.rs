@@ -527,7 +527,9 @@ impl Watcher {
                 }
                 true
             }
-            Record::Samples(_) => true,
+            // Deletions are local: remote write sends what was appended, as
+            // Prometheus's WAL watcher does.
+            Record::Samples(_) | Record::Tombstones(_) => true,
         }
     }
 

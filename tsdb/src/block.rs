@@ -19,10 +19,13 @@ pub mod compact;
 mod id;
 pub mod retention;
 mod segments;
+pub mod tombstones;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use crate::chunk::OwnedChunkIter;
 use crate::index::{ChunkMeta, IndexReader, IndexSeries, postings_for_matchers};
@@ -31,6 +34,7 @@ use crate::storage::{Querier, Queryable, SampleIterator, SelectHints, Series, Se
 use crate::{Error, Result};
 
 pub use id::{BLOCK_ID_LEN, BlockId, ParseBlockIdError};
+pub use tombstones::{Interval, Intervals, TOMBSTONES_FILE, Tombstones};
 pub use writer::{BlockWriter, CompactionInfo, EncodedChunk};
 
 use segments::{MappedChunk, SegmentReader};
@@ -99,6 +103,9 @@ struct BlockInner {
     index: IndexReader,
     segments: SegmentReader,
     size_bytes: u64,
+    /// Deleted intervals; replaced whole by [`Block::delete`], so a reader
+    /// keeps a consistent copy.
+    tombstones: RwLock<Arc<Tombstones>>,
 }
 
 impl std::fmt::Debug for Block {
@@ -122,6 +129,7 @@ impl Block {
     pub fn open(dir: &Path) -> Result<Block> {
         let meta = read_meta(dir)?;
         let index = IndexReader::open(&dir.join(INDEX_FILE))?;
+        let tombstones = Tombstones::read(dir)?;
         let segments = SegmentReader::open(&dir.join(CHUNKS_DIR))?;
         let index_len = std::fs::metadata(dir.join(INDEX_FILE))
             .map(|m| m.len())
@@ -147,6 +155,7 @@ impl Block {
                 meta,
                 index,
                 segments,
+                tombstones: RwLock::new(Arc::new(tombstones)),
             }),
         })
     }
@@ -171,6 +180,79 @@ impl Block {
     /// The block's index.
     pub fn index(&self) -> &IndexReader {
         &self.inner.index
+    }
+
+    /// The deleted intervals as of now.
+    pub fn tombstones(&self) -> Arc<Tombstones> {
+        Arc::clone(&self.inner.tombstones.read())
+    }
+
+    /// Marks the samples in `[min_t, max_t]` of the series matching
+    /// `matchers` deleted: adds tombstones (each clamped to the series'
+    /// samples, as Prometheus does) and rewrites the `tombstones` file.
+    /// Returns the number of series affected.
+    ///
+    /// # Errors
+    /// Index errors; [`Error::Io`] writing the file (nothing changes then).
+    pub fn delete(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<usize> {
+        let mut guard = self.inner.tombstones.write();
+        let mut updated = Tombstones::clone(&guard);
+        let mut affected = 0;
+        for id in postings_for_matchers(self.index(), matchers)? {
+            let entry = self.index().series(id)?;
+            let (Some(first), Some(last)) = (entry.chunks.first(), entry.chunks.last()) else {
+                continue;
+            };
+            let (lo, hi) = (min_t.max(first.min_t), max_t.min(last.max_t));
+            if lo <= hi {
+                updated.add(id, Interval::new(lo, hi));
+                affected += 1;
+            }
+        }
+        if affected > 0 {
+            updated.write(self.dir())?;
+            *guard = Arc::new(updated);
+        }
+        Ok(affected)
+    }
+
+    /// The samples of series `id` (its index entry `entry`) within `range`
+    /// that no tombstone deleted; `None` when none are left.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a damaged chunk.
+    pub fn live_samples(
+        &self,
+        id: u32,
+        entry: &IndexSeries,
+        range: TimeRange,
+        tombstones: &Tombstones,
+    ) -> Result<Option<BlockSamples>> {
+        let Some(deleted) = tombstones.get(id) else {
+            if !entry
+                .chunks
+                .iter()
+                .any(|c| c.max_t >= range.start && c.min_t <= range.end)
+            {
+                return Ok(None);
+            }
+            return self.samples(&entry.chunks, range).map(Some);
+        };
+        let chunks: Vec<ChunkMeta> = entry
+            .chunks
+            .iter()
+            .filter(|c| !deleted.covers(c.min_t, c.max_t))
+            .copied()
+            .collect();
+        let mut samples = self.samples(&chunks, range)?;
+        samples.deleted = deleted.clone();
+        // Partly deleted chunks may have nothing left in range: look.
+        let mut probe = self.samples(&chunks, range)?;
+        probe.deleted = deleted.clone();
+        if probe.next().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(samples))
     }
 
     /// Checks the CRC32C of every chunk, which [`Block::open`] leaves to
@@ -200,6 +282,7 @@ impl Block {
             chunks: mapped.into_iter(),
             current: None,
             range,
+            deleted: Intervals::default(),
         })
     }
 
@@ -216,6 +299,7 @@ impl Block {
         BlockQuerier {
             block: self.clone(),
             range,
+            tombstones: self.tombstones(),
         }
     }
 }
@@ -230,6 +314,8 @@ impl Queryable for Block {
 pub struct BlockQuerier {
     block: Block,
     range: TimeRange,
+    /// As of the querier's creation.
+    tombstones: Arc<Tombstones>,
 }
 
 impl BlockQuerier {
@@ -237,12 +323,22 @@ impl BlockQuerier {
         self.block.index()
     }
 
-    /// Series matching `matchers` (all series when empty), as (id, entry).
+    /// Series matching `matchers` (all series when empty) that tombstones
+    /// left samples to.
     fn matching_series(&self, matchers: &[Matcher]) -> Result<Vec<IndexSeries>> {
         let ids = postings_for_matchers(self.index(), matchers)?;
         let mut out = Vec::with_capacity(ids.len() as usize);
         for id in ids {
-            out.push(self.index().series(id)?);
+            let entry = self.index().series(id)?;
+            if self.tombstones.get(id).is_some()
+                && self
+                    .block
+                    .live_samples(id, &entry, TimeRange::all(), &self.tombstones)?
+                    .is_none()
+            {
+                continue;
+            }
+            out.push(entry);
         }
         Ok(out)
     }
@@ -261,17 +357,16 @@ impl Querier for BlockQuerier {
         let ids = postings_for_matchers(self.index(), matchers)?;
         for id in ids {
             let entry = self.index().series(id)?;
-            if !entry
-                .chunks
-                .iter()
-                .any(|c| c.max_t >= range.start && c.min_t <= range.end)
-            {
+            let Some(live) = self
+                .block
+                .live_samples(id, &entry, range, &self.tombstones)?
+            else {
                 continue;
-            }
+            };
             let samples: Box<dyn SampleIterator> = if hints.series_only {
                 Box::new(crate::storage::VecSampleIterator::new(Vec::new()))
             } else {
-                Box::new(self.block.samples(&entry.chunks, range)?)
+                Box::new(live)
             };
             set.series.push(Series::new(entry.labels, samples));
         }
@@ -279,7 +374,7 @@ impl Querier for BlockQuerier {
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
-        if matchers.is_empty() {
+        if matchers.is_empty() && self.tombstones.is_empty() {
             return Ok(self.index().label_names());
         }
         let mut names: Vec<String> = Vec::new();
@@ -294,7 +389,7 @@ impl Querier for BlockQuerier {
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
-        if matchers.is_empty() {
+        if matchers.is_empty() && self.tombstones.is_empty() {
             return Ok(self.index().label_values(name));
         }
         let mut values: Vec<String> = Vec::new();
@@ -316,6 +411,8 @@ pub struct BlockSamples {
     chunks: std::vec::IntoIter<(i64, MappedChunk)>,
     current: Option<OwnedChunkIter<MappedChunk>>,
     range: TimeRange,
+    /// Samples skipped: the series' tombstones.
+    deleted: Intervals,
 }
 
 impl BlockSamples {
@@ -331,7 +428,7 @@ impl SampleIterator for BlockSamples {
     }
 
     fn seek(&mut self, t: i64) -> Option<Sample> {
-        let t = t.max(self.range.start);
+        let mut t = t.max(self.range.start);
         loop {
             if self.current.is_none() {
                 // Whole chunks ending before `t` need no decoding.
@@ -355,8 +452,18 @@ impl SampleIterator for BlockSamples {
                 self.finish();
                 return None;
             }
-            if sample.t >= t {
-                return Some(sample);
+            if sample.t < t {
+                continue;
+            }
+            match self.deleted.find(sample.t) {
+                None => return Some(sample),
+                Some(gone) if gone.max_t == i64::MAX => {
+                    self.finish();
+                    return None;
+                }
+                // Skip the rest of the deleted interval (whole chunks
+                // within it undecoded).
+                Some(gone) => t = gone.max_t + 1,
             }
         }
     }

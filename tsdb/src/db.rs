@@ -10,6 +10,11 @@
 //! └── 01JD4....corrupted/   a block that failed validation, moved aside
 //! ```
 //!
+//! Deletions ([`Db::delete`]) go to the head (removed, logged to the WAL as
+//! tombstones) and to blocks (a `tombstones` file each,
+//! tsdb/docs/format/tombstones.md) until [`Db::clean_tombstones`] or a
+//! compaction rewrites the blocks without the deleted samples.
+//!
 //! [`Db::compact`] is the maintenance step the owner runs periodically (the
 //! server: every minute): while the head spans more than 1.5 block ranges,
 //! its oldest range becomes a block and the head and WAL are truncated;
@@ -126,6 +131,8 @@ pub struct Db {
     blocks: RwLock<Vec<Block>>,
     /// Serializes maintenance.
     maintenance: Mutex<()>,
+    /// Damaged blocks moved aside by [`Db::open`].
+    blocks_moved_aside: usize,
     /// Holds the exclusive lock on `<dir>/lock` while the database is open.
     _lock: File,
 }
@@ -155,10 +162,14 @@ impl Db {
         remove_tmp_dirs(dir)?;
 
         let mut blocks = Vec::new();
+        let mut blocks_moved_aside = 0;
         for (id, block_dir) in list_block_dirs(dir)? {
             match Block::open(&block_dir) {
                 Ok(block) => blocks.push(block),
-                Err(e) if is_damage(&e) => move_aside(&block_dir, id, &e)?,
+                Err(e) if is_damage(&e) => {
+                    move_aside(&block_dir, id, &e)?;
+                    blocks_moved_aside += 1;
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -197,8 +208,15 @@ impl Db {
             head,
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
+            blocks_moved_aside,
             _lock: lock,
         })
+    }
+
+    /// Damaged blocks that [`Db::open`] moved aside (renamed to
+    /// `<id>.corrupted`).
+    pub fn blocks_moved_aside(&self) -> usize {
+        self.blocks_moved_aside
     }
 
     pub fn dir(&self) -> &Path {
@@ -396,6 +414,66 @@ impl Db {
         }
         report.deleted_by_retention = doomed;
         Ok(())
+    }
+
+    /// Deletes the samples in `[min_t, max_t]` (inclusive) of the series
+    /// matching `matchers`, as Prometheus's `delete_series`: the head drops
+    /// them (logging tombstones to the WAL, so a restart agrees), blocks get
+    /// tombstones. Queries stop seeing them at once; compaction and
+    /// [`Db::clean_tombstones`] leave them out of the blocks they write.
+    /// Returns the number of (head or block) series affected.
+    ///
+    /// # Errors
+    /// IO errors of the WAL or a `tombstones` file; index errors. What was
+    /// deleted before the error stays deleted.
+    pub fn delete(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<usize> {
+        // A compaction in flight would replace blocks by merges made
+        // without these tombstones.
+        let _maintenance = self.maintenance.lock();
+        let range = TimeRange::new(min_t, max_t);
+        let mut affected = 0;
+        for block in self.blocks() {
+            if block.meta().time_range().overlaps(&range) {
+                affected += block.delete(matchers, min_t, max_t)?;
+            }
+        }
+        affected += self.head.delete(matchers, min_t, max_t)?;
+        Ok(affected)
+    }
+
+    /// Rewrites every block holding tombstones without the deleted samples
+    /// (a new block, with the old one as its parent, swapped in at once;
+    /// the old directory is then removed). Returns the (old, new) block ids;
+    /// `new` is `None` when nothing was left of the block.
+    ///
+    /// # Errors
+    /// IO errors and damaged blocks; blocks rewritten before the error stay
+    /// rewritten.
+    pub fn clean_tombstones(&self) -> Result<Vec<(BlockId, Option<BlockId>)>> {
+        let _maintenance = self.maintenance.lock();
+        let mut cleaned = Vec::new();
+        for block in self.blocks() {
+            if block.tombstones().is_empty() {
+                continue;
+            }
+            let id = BlockId::new(self.options.clock.now_ms());
+            let rewritten = compact(&self.dir, std::slice::from_ref(&block), id)?;
+            let new_block = match &rewritten {
+                Some(meta) => Some(Block::open(&self.dir.join(meta.ulid.to_string()))?),
+                None => None,
+            };
+            {
+                let mut open = self.blocks.write();
+                open.retain(|b| b.id() != block.id());
+                open.extend(new_block);
+                open.sort_by_key(|b| (b.meta().min_time, b.id()));
+            }
+            delete_block_dir(block.dir())?;
+            let new_id = rewritten.map(|m| m.ulid);
+            tracing::info!(block = %block.id(), rewritten = ?new_id, "Cleaned tombstones");
+            cleaned.push((block.id(), new_id));
+        }
+        Ok(cleaned)
     }
 
     /// Syncs the WAL and releases the directory lock: the graceful shutdown.

@@ -41,7 +41,7 @@ use crate::chunk::CutRules;
 use crate::error::AppendError;
 use crate::model::{Labels, Matcher, Sample, SeriesRef, TimeRange};
 use crate::storage::{Appendable, Appender, Querier, Queryable, SelectHints, Series, SeriesSet};
-use crate::wal::{Record, RefSample, RefSeries, Wal, WalOptions};
+use crate::wal::{Record, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
 use index::MemIndex;
 pub(crate) use series::{Appendability, appendability};
 use series::{EmptyIterator, MemSeries};
@@ -350,6 +350,95 @@ impl Head {
         self.n_series.fetch_sub(n_removed, Ordering::AcqRel);
         self.min_t.store(new_min_t, Ordering::Release);
         n_removed
+    }
+
+    /// Deletes the samples in `[min_t, max_t]` of the series matching
+    /// `matchers`: logs a tombstone per series (its interval clamped to the
+    /// series' samples, as Prometheus does) to the WAL, then re-encodes
+    /// their chunks without those samples; series left empty leave the head
+    /// (and label values). Returns the number of series affected.
+    ///
+    /// # Errors
+    /// IO errors of the WAL; nothing is deleted then.
+    pub fn delete(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<usize> {
+        // No commit runs meanwhile: a deletion sees every sample acked
+        // before it, and none after it.
+        let _exclusive = self.truncation.write();
+        let candidates = self.index.read().select(matchers)?;
+        let mut targets = Vec::new();
+        for series in candidates {
+            let Some((first, last)) = series.time_range() else {
+                continue;
+            };
+            let (lo, hi) = (min_t.max(first), max_t.min(last));
+            if lo <= hi {
+                let stone = RefTombstone {
+                    series_ref: series.wal_ref,
+                    min_t: lo,
+                    max_t: hi,
+                };
+                targets.push((series, stone));
+            }
+        }
+        if targets.is_empty() {
+            return Ok(0);
+        }
+        if let Some(wal) = &self.wal {
+            let stones: Vec<RefTombstone> = targets.iter().map(|(_, stone)| *stone).collect();
+            wal.log_tombstones(&stones)?;
+        }
+        let mut emptied = Vec::new();
+        for (series, stone) in &targets {
+            let left = series.delete(stone.min_t, stone.max_t, &self.options.cut_rules);
+            if left.is_none() {
+                emptied.push(Arc::clone(series));
+            }
+        }
+        self.remove_series(&emptied);
+        self.recompute_min_time();
+        tracing::info!(
+            series = targets.len(),
+            series_removed = emptied.len(),
+            min_t,
+            max_t,
+            "Deleted samples from the head"
+        );
+        Ok(targets.len())
+    }
+
+    /// Drops series (left empty by a deletion) from every map. The caller
+    /// holds the truncation lock or has the head to itself (replay).
+    fn remove_series(&self, dead: &[Arc<MemSeries>]) {
+        if dead.is_empty() {
+            return;
+        }
+        for series in dead {
+            let hash = labels_hash(&series.labels);
+            let mut shard = self.by_hash[hash_shard(hash)].write();
+            series.mark_removed();
+            shard.remove(hash, series);
+            self.table.remove(series.handle);
+        }
+        let mut index = self.index.write();
+        for series in dead {
+            index.remove(series);
+        }
+        self.wal_aliases.lock().retain(|_, s| !s.is_removed());
+        self.n_series.fetch_sub(dead.len(), Ordering::AcqRel);
+    }
+
+    /// Sets the oldest sample time from the series, after a deletion.
+    fn recompute_min_time(&self) {
+        let mut min_t = i64::MAX;
+        self.table.for_each(|series| {
+            if let Some((first, _)) = series.time_range() {
+                min_t = min_t.min(first);
+            }
+        });
+        self.min_t.store(min_t, Ordering::Release);
+        if min_t == i64::MAX {
+            self.max_t.store(i64::MIN, Ordering::Release);
+        }
     }
 
     /// Writes the WAL's buffer and syncs it (for shutdown).
@@ -670,7 +759,32 @@ impl Replay<'_> {
                 }
             }
             Record::Samples(samples) => self.samples(&samples),
+            Record::Tombstones(stones) => self.tombstones(&stones),
         }
+    }
+
+    /// Applies deletions to the samples replayed so far.
+    fn tombstones(&mut self, stones: &[RefTombstone]) {
+        let head = self.head;
+        let mut emptied = Vec::new();
+        for stone in stones {
+            let r = stone.series_ref.get();
+            let Some(series) = self.series.get(&r).or_else(|| self.aliases.get(&r)) else {
+                continue;
+            };
+            if series
+                .delete(stone.min_t, stone.max_t, &head.options.cut_rules)
+                .is_none()
+            {
+                emptied.push(Arc::clone(series));
+            }
+        }
+        if !emptied.is_empty() {
+            self.series.retain(|_, s| !emptied.iter().any(|e| Arc::ptr_eq(e, s)));
+            self.aliases.retain(|_, s| !emptied.iter().any(|e| Arc::ptr_eq(e, s)));
+            head.remove_series(&emptied);
+        }
+        head.recompute_min_time();
     }
 
     fn series(&mut self, s: RefSeries) {

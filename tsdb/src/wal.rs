@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-pub use record::{DecodeRecordError, Record, RefSample, RefSeries, decode as decode_record};
+pub use record::{
+    DecodeRecordError, Record, RefSample, RefSeries, RefTombstone, decode as decode_record,
+};
 use segment::{HEADER_LEN, io_error};
 
 use crate::model::SeriesRef;
@@ -236,6 +238,24 @@ impl Wal {
         self.count_failure(file.sync_data().map_err(|e| io_error(&path, e)))
     }
 
+    /// Writes the buffered series records and a tombstones record, and
+    /// syncs: a deletion is durable when this returns `Ok`, whatever the
+    /// sync policy (deletions are rare).
+    ///
+    /// # Errors
+    /// IO errors.
+    pub fn log_tombstones(&self, stones: &[RefTombstone]) -> Result<()> {
+        if stones.is_empty() {
+            return Ok(());
+        }
+        let mut frames = Vec::with_capacity(stones.len() * 16 + 16);
+        record::encode_tombstones(stones, &mut frames);
+        let mut writer = self.writer.lock();
+        self.count_failure(writer.write_pending(&frames))?;
+        writer.last_sync = Instant::now();
+        writer.segment.sync()
+    }
+
     /// Writes and syncs of commits that failed since the log was opened:
     /// each is a commit rejected with an error (disk full, IO errors).
     pub fn writes_failed(&self) -> u64 {
@@ -360,6 +380,14 @@ impl Wal {
                         stats.samples_dropped += (before - samples.len()) as u64;
                         if !samples.is_empty() {
                             record::encode_samples(&samples, &mut frames);
+                        }
+                    }
+                    Record::Tombstones(mut stones) => {
+                        // Kept in place among the samples: replay applies a
+                        // tombstone to the samples before it only.
+                        stones.retain(|s| s.max_t >= min_t && keep(s.series_ref));
+                        if !stones.is_empty() {
+                            record::encode_tombstones(&stones, &mut frames);
                         }
                     }
                 }

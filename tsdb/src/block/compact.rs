@@ -4,10 +4,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::Result;
 use crate::block::{
-    Block, BlockId, BlockMeta, BlockSamples, BlockWriter, CompactionInfo, EncodedChunk,
+    Block, BlockId, BlockMeta, BlockSamples, BlockWriter, CompactionInfo, EncodedChunk, Tombstones,
 };
 use crate::index::{ChunkMeta, IndexSeries};
 use crate::model::{Labels, Sample, TimeRange};
@@ -181,6 +182,8 @@ pub fn compact(data_dir: &Path, blocks: &[Block], id: BlockId) -> Result<Option<
 
     // K-way merge of the blocks' series, which each block holds in label
     // order: (labels, block position, series id).
+    // Deleted samples are left out of the merged block.
+    let tombstones: Vec<Arc<Tombstones>> = blocks.iter().map(|b| b.tombstones()).collect();
     let mut heap: BinaryHeap<Reverse<(Labels, usize, u32)>> = BinaryHeap::new();
     let mut pending: Vec<Option<IndexSeries>> = vec![None; blocks.len()];
     for (b, block) in blocks.iter().enumerate() {
@@ -191,7 +194,7 @@ pub fn compact(data_dir: &Path, blocks: &[Block], id: BlockId) -> Result<Option<
         }
     }
     while let Some(Reverse((labels, b, series_id))) = heap.pop() {
-        let mut parts: Vec<(usize, IndexSeries)> = Vec::new();
+        let mut parts: Vec<(usize, u32, IndexSeries)> = Vec::new();
         let mut advance = vec![(b, series_id)];
         while let Some(Reverse((next_labels, _, _))) = heap.peek() {
             if *next_labels != labels {
@@ -203,7 +206,7 @@ pub fn compact(data_dir: &Path, blocks: &[Block], id: BlockId) -> Result<Option<
         }
         for (b, series_id) in advance {
             if let Some(entry) = pending[b].take() {
-                parts.push((b, entry));
+                parts.push((b, series_id, entry));
             }
             let next = series_id + 1;
             if next < blocks[b].index().num_series() {
@@ -212,8 +215,8 @@ pub fn compact(data_dir: &Path, blocks: &[Block], id: BlockId) -> Result<Option<
                 pending[b] = Some(entry);
             }
         }
-        parts.sort_by_key(|(b, _)| *b);
-        write_merged_series(&mut writer, &blocks, &labels, &parts)?;
+        parts.sort_by_key(|(b, _, _)| *b);
+        write_merged_series(&mut writer, &blocks, &tombstones, &labels, &parts)?;
     }
     writer.finish()
 }
@@ -221,17 +224,22 @@ pub fn compact(data_dir: &Path, blocks: &[Block], id: BlockId) -> Result<Option<
 fn write_merged_series(
     writer: &mut BlockWriter,
     blocks: &[&Block],
+    tombstones: &[Arc<Tombstones>],
     labels: &Labels,
-    parts: &[(usize, IndexSeries)],
+    parts: &[(usize, u32, IndexSeries)],
 ) -> Result<()> {
     // All chunks with their block, in time order.
     let mut chunks: Vec<(usize, ChunkMeta)> = parts
         .iter()
-        .flat_map(|(b, entry)| entry.chunks.iter().map(move |c| (*b, *c)))
+        .flat_map(|(b, _, entry)| entry.chunks.iter().map(move |c| (*b, *c)))
         .collect();
     chunks.sort_by_key(|(b, c)| (c.min_t, *b));
     let overlapping = chunks.windows(2).any(|w| w[1].1.min_t <= w[0].1.max_t);
-    if !overlapping {
+    // Series with deleted samples are re-encoded without them.
+    let deleted = parts
+        .iter()
+        .any(|(b, id, _)| tombstones[*b].get(*id).is_some());
+    if !overlapping && !deleted {
         let mut bytes = Vec::with_capacity(chunks.len());
         for (b, meta) in &chunks {
             bytes.push(blocks[*b].chunk_bytes(meta)?);
@@ -248,8 +256,9 @@ fn write_merged_series(
         return writer.add_series(labels, &encoded);
     }
     let mut iters = Vec::with_capacity(parts.len());
-    for (b, entry) in parts {
-        iters.push(blocks[*b].samples(&entry.chunks, TimeRange::all())?);
+    for (b, id, entry) in parts {
+        let live = blocks[*b].live_samples(*id, entry, TimeRange::all(), &tombstones[*b])?;
+        iters.extend(live);
     }
     writer.add_series_samples(labels, MergedSamples::new(iters))
 }

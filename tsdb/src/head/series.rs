@@ -183,7 +183,11 @@ impl MemSeries {
         if appendability(self.last.read(), sample) != Appendability::Append {
             return false;
         }
-        let state = &mut *state;
+        self.append_locked(&mut state, sample, rules);
+        true
+    }
+
+    fn append_locked(&self, state: &mut SeriesState, sample: Sample, rules: &CutRules) {
         let must_cut = match &state.open {
             Some(chunk) => rules.must_cut(chunk, &mut state.next_cut_t, sample.t),
             None => true,
@@ -208,7 +212,48 @@ impl MemSeries {
         let chunk = state.open.get_or_insert_with(XorChunk::new);
         chunk.append(sample.t, sample.v);
         self.last.write(sample.t, sample.v.to_bits());
-        true
+    }
+
+    /// Oldest and newest sample time, `None` when the series is empty.
+    pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
+        let state = self.state.lock();
+        let min_t = state
+            .closed
+            .first()
+            .map(|c| c.min_t)
+            .or_else(|| state.open.as_ref().map(XorChunk::min_t))?;
+        let max_t = state
+            .open
+            .as_ref()
+            .map(XorChunk::max_t)
+            .or_else(|| state.closed.last().map(|c| c.max_t))?;
+        Some((min_t, max_t))
+    }
+
+    /// Removes the samples in `[min_t, max_t]` by re-encoding the chunks
+    /// without them (deletions are rare; masking every read would cost
+    /// more). Returns the oldest sample time left, `None` when the series is
+    /// now empty.
+    pub(crate) fn delete(&self, min_t: i64, max_t: i64, rules: &CutRules) -> Option<i64> {
+        let mut state = self.state.lock();
+        let kept: Vec<Sample> = state
+            .closed
+            .iter()
+            .flat_map(|c| OwnedChunkIter::new_trusted(Arc::clone(&c.bytes)))
+            .chain(
+                state
+                    .open
+                    .iter()
+                    .flat_map(|c| OwnedChunkIter::new_trusted(Arc::<[u8]>::from(c.bytes()))),
+            )
+            .filter(|s| s.t < min_t || s.t > max_t)
+            .collect();
+        *state = SeriesState::default();
+        self.last.clear();
+        for sample in &kept {
+            self.append_locked(&mut state, *sample, rules);
+        }
+        kept.first().map(|s| s.t)
     }
 
     /// Drops the chunks that end before `min_t`. Returns the time of the

@@ -9,6 +9,8 @@ use crate::model::{Label, Labels, SeriesRef};
 pub(crate) const TYPE_SERIES: u8 = 1;
 /// Record type of a samples record.
 pub(crate) const TYPE_SAMPLES: u8 = 2;
+/// Record type of a tombstones record.
+pub(crate) const TYPE_TOMBSTONES: u8 = 3;
 
 /// Bytes before a record's payload: type (1) and payload length (4).
 pub(crate) const FRAME_HEADER_LEN: usize = 5;
@@ -39,11 +41,21 @@ impl PartialEq for RefSample {
     }
 }
 
+/// The samples of series `series_ref` in `[min_t, max_t]` (both
+/// inclusive) were deleted: replay drops those it has read so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefTombstone {
+    pub series_ref: SeriesRef,
+    pub min_t: i64,
+    pub max_t: i64,
+}
+
 /// One decoded WAL record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Series(Vec<RefSeries>),
     Samples(Vec<RefSample>),
+    Tombstones(Vec<RefTombstone>),
 }
 
 /// Why a checksummed record could not be decoded.
@@ -118,6 +130,21 @@ pub(crate) fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends framed tombstones records to `out`.
+pub(crate) fn encode_tombstones(stones: &[RefTombstone], out: &mut Vec<u8>) {
+    let mut start = begin_frame(TYPE_TOMBSTONES, out);
+    for s in stones {
+        if out.len() - start > MAX_PAYLOAD_LEN {
+            end_frame(start, out);
+            start = begin_frame(TYPE_TOMBSTONES, out);
+        }
+        out.extend_from_slice(&s.series_ref.get().to_be_bytes());
+        put_varint(out, s.min_t);
+        put_varint(out, s.max_t);
+    }
+    end_frame(start, out);
+}
+
 /// The length of the frame at the start of `frames`, if a whole frame is
 /// there.
 pub(crate) fn frame_len(frames: &[u8]) -> Option<usize> {
@@ -187,6 +214,20 @@ pub fn decode(record_type: u8, payload: &[u8]) -> Result<Record, DecodeRecordErr
                 samples.push(RefSample { series_ref, t, v });
             }
             Ok(Record::Samples(samples))
+        }
+        TYPE_TOMBSTONES => {
+            let mut stones = Vec::new();
+            while !r.buf.is_empty() {
+                let series_ref = r.series_ref()?;
+                let min_t = r.varint()?;
+                let max_t = r.varint()?;
+                stones.push(RefTombstone {
+                    series_ref,
+                    min_t,
+                    max_t,
+                });
+            }
+            Ok(Record::Tombstones(stones))
         }
         other => Err(DecodeRecordError::UnknownType(other)),
     }
@@ -270,6 +311,7 @@ mod tests {
         match record {
             Record::Series(s) => encode_series(s, &mut buf),
             Record::Samples(s) => encode_samples(s, &mut buf),
+            Record::Tombstones(s) => encode_tombstones(s, &mut buf),
         }
         let header: [u8; FRAME_HEADER_LEN] = buf[..FRAME_HEADER_LEN].try_into().unwrap();
         let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize;
@@ -315,6 +357,27 @@ mod tests {
             Record::Samples(vec![])
         );
         assert_eq!(round_trip(&Record::Series(vec![])), Record::Series(vec![]));
+        assert_eq!(
+            round_trip(&Record::Tombstones(vec![])),
+            Record::Tombstones(vec![])
+        );
+    }
+
+    #[test]
+    fn tombstones_round_trip_with_extreme_times() {
+        let record = Record::Tombstones(vec![
+            RefTombstone {
+                series_ref: sref(1),
+                min_t: i64::MIN,
+                max_t: i64::MAX,
+            },
+            RefTombstone {
+                series_ref: sref(u64::MAX),
+                min_t: -5,
+                max_t: 1_700_000_000_000,
+            },
+        ]);
+        assert_eq!(round_trip(&record), record);
     }
 
     #[test]
@@ -386,7 +449,7 @@ mod tests {
         }
 
         #[test]
-        fn decoding_garbage_never_panics(record_type in 0u8..4, payload in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn decoding_garbage_never_panics(record_type in 0u8..5, payload in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(record_type, &payload);
         }
     }

@@ -135,7 +135,7 @@ fn huge_batches_split_into_several_records() {
         .into_iter()
         .flat_map(|r| match r {
             Record::Samples(s) => s,
-            Record::Series(_) => panic!("unexpected series record"),
+            other => panic!("unexpected record {other:?}"),
         })
         .collect();
     assert_eq!(replayed, samples);
