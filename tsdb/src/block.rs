@@ -5,7 +5,8 @@
 //! The layout is documented in
 //! [`tsdb/docs/format/block.md`](../../docs/format/block.md) (index file:
 //! [`index.md`](../../docs/format/index.md), chunk encoding:
-//! [`chunks.md`](../../docs/format/chunks.md)) and pinned by the golden block
+//! [`chunks.md`](../../docs/format/chunks.md), deletions:
+//! [`tombstones.md`](../../docs/format/tombstones.md)) and pinned by the golden block
 //! in `tsdb/tests/format.rs`.
 //!
 //! Blocks are written by [`BlockWriter`] into `<id>.tmp-for-creation/` and
