@@ -780,8 +780,10 @@ impl Replay<'_> {
             }
         }
         if !emptied.is_empty() {
-            self.series.retain(|_, s| !emptied.iter().any(|e| Arc::ptr_eq(e, s)));
-            self.aliases.retain(|_, s| !emptied.iter().any(|e| Arc::ptr_eq(e, s)));
+            self.series
+                .retain(|_, s| !emptied.iter().any(|e| Arc::ptr_eq(e, s)));
+            self.aliases
+                .retain(|_, s| !emptied.iter().any(|e| Arc::ptr_eq(e, s)));
             head.remove_series(&emptied);
         }
         head.recompute_min_time();

@@ -143,10 +143,18 @@ fn head_deletion_survives_restart_and_later_appends_stay() {
     assert_eq!(read(&db), after_delete, "replay applies the tombstones");
     // Samples appended after a deletion are kept, across restarts too.
     let mut app = db.appender();
-    app.append(None, &labels("b"), Sample::new(200_000, value(200_000, "b")))
-        .unwrap();
-    app.append(None, &labels("a"), Sample::new(200_000, value(200_000, "a")))
-        .unwrap();
+    app.append(
+        None,
+        &labels("b"),
+        Sample::new(200_000, value(200_000, "b")),
+    )
+    .unwrap();
+    app.append(
+        None,
+        &labels("a"),
+        Sample::new(200_000, value(200_000, "a")),
+    )
+    .unwrap();
     app.commit().unwrap();
     let mut later = after_delete.clone();
     later.insert("b".to_string(), vec![200_000]);

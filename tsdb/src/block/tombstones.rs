@@ -314,10 +314,15 @@ mod tests {
         let mut flipped = bytes.clone();
         flipped[7] ^= 0x40;
         let err = Tombstones::decode(&flipped, path).unwrap_err().to_string();
-        assert!(err.contains("tombstones") && err.contains("checksum"), "{err}");
+        assert!(
+            err.contains("tombstones") && err.contains("checksum"),
+            "{err}"
+        );
         let mut bad_magic = bytes;
         bad_magic[0] = 9;
-        let err = Tombstones::decode(&bad_magic, path).unwrap_err().to_string();
+        let err = Tombstones::decode(&bad_magic, path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("offset 0") && err.contains("magic"), "{err}");
     }
 
