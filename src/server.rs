@@ -737,6 +737,11 @@ fn register_db_metrics(registry: &Registry, db: &Arc<Db>) {
                 size as f64,
             );
         }
+        out.counter(
+            "sextant_tsdb_blocks_corrupted_total",
+            "Damaged blocks moved aside (renamed to <id>.corrupted) when the database opened.",
+            db.blocks_moved_aside() as f64,
+        );
         let blocks = db.blocks();
         out.gauge(
             "sextant_tsdb_blocks_loaded",
