@@ -650,16 +650,17 @@ mod tests {
     }
 
     #[test]
-    fn long_series_are_cut_into_chunks_of_120_samples() {
+    fn long_series_are_stored_in_block_chunks_of_480_samples() {
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::new();
-        for i in 0..300 {
+        for i in 0..1000 {
             text.push_str(&format!("m {i} {i}\n"));
         }
         text.push_str("# EOF\n");
         let summary = import(&text, dir.path()).unwrap();
         assert_eq!(summary.blocks.len(), 1);
+        // 480 + 480 + 40 (`tsdb::block::BLOCK_CHUNK_SAMPLES`).
         assert_eq!(summary.blocks[0].stats.num_chunks, 3);
-        assert_eq!(summary.blocks[0].stats.num_samples, 300);
+        assert_eq!(summary.blocks[0].stats.num_samples, 1000);
     }
 }

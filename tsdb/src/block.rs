@@ -36,7 +36,7 @@ use crate::{Error, Result};
 
 pub use id::{BLOCK_ID_LEN, BlockId, ParseBlockIdError};
 pub use tombstones::{Interval, Intervals, TOMBSTONES_FILE, Tombstones};
-pub use writer::{BlockWriter, CompactionInfo, EncodedChunk};
+pub use writer::{BLOCK_CHUNK_SAMPLES, BlockWriter, CompactionInfo, EncodedChunk};
 
 use segments::{MappedChunk, SegmentReader};
 

@@ -79,7 +79,8 @@ fn written_block_reads_back_through_the_querier() {
     let meta = block.meta();
     assert_eq!(meta.stats.num_series, 2);
     assert_eq!(meta.stats.num_samples, 800);
-    assert_eq!(meta.stats.num_chunks, 5 + 3);
+    // Chunks of up to BLOCK_CHUNK_SAMPLES (480) samples.
+    assert_eq!(meta.stats.num_chunks, 2 + 1);
     assert_eq!(meta.compaction.level, 1);
     assert_eq!(meta.compaction.sources, vec![meta.ulid]);
 
@@ -90,11 +91,11 @@ fn written_block_reads_back_through_the_querier() {
     assert_eq!(all[1].1, bits(&b), "stale marker and -0.0 survive");
 
     // Time range clamping, inclusive at both ends, across chunk borders.
-    let start = T0 + 119 * 15_000;
-    let end = T0 + 241 * 15_000;
+    let start = T0 + 419 * 15_000;
+    let end = T0 + 491 * 15_000;
     let part = select(&block, &[Matcher::equal("instance", "a:1")], start, end);
     assert_eq!(part.len(), 1);
-    assert_eq!(part[0].1, bits(&a[119..=241]));
+    assert_eq!(part[0].1, bits(&a[419..=491]));
 
     // No chunk in range: the series is left out.
     assert!(select(&block, &[Matcher::equal("job", "node")], 0, T0 - 1).is_empty());
@@ -110,7 +111,7 @@ fn written_block_reads_back_through_the_querier() {
         q.label_names(&[Matcher::equal("job", "x")]).unwrap(),
         Vec::<String>::new()
     );
-    assert_eq!(block.verify_chunks().unwrap(), 8);
+    assert_eq!(block.verify_chunks().unwrap(), 3);
 }
 
 #[test]
@@ -186,6 +187,52 @@ fn writer_rejects_bad_input() {
     );
     assert!(matches!(garbage, Err(Error::InvalidBlockInput { .. })));
     assert!(BlockWriter::new(dir.path(), BlockId::from_parts(1, 2), 5, 5).is_err());
+}
+
+#[test]
+fn head_sized_chunks_are_merged_up_to_block_chunk_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    // Six chunks of 100 samples (as the head cuts them), a staleness
+    // marker in the middle: merged into chunks of 400 and 200 samples.
+    let all = samples(600, T0, 15_000, |i| {
+        if i == 250 {
+            f64::from_bits(STALE_NAN_BITS)
+        } else {
+            i as f64 * 0.25
+        }
+    });
+    let chunks: Vec<XorChunk> = all
+        .chunks(100)
+        .map(|part| {
+            let mut chunk = XorChunk::new();
+            for s in part {
+                chunk.append(s.t, s.v);
+            }
+            chunk
+        })
+        .collect();
+    let encoded: Vec<EncodedChunk<'_>> = chunks
+        .iter()
+        .map(|c| EncodedChunk {
+            min_t: c.min_t(),
+            max_t: c.max_t(),
+            bytes: c.bytes(),
+        })
+        .collect();
+    let mut w = BlockWriter::new(dir.path(), BlockId::from_parts(1, 1), T0, T0 + 4 * H).unwrap();
+    w.add_series(&labels("j", "a"), &encoded).unwrap();
+    let meta = w.finish().unwrap().unwrap();
+    assert_eq!(meta.stats.num_samples, 600);
+    assert_eq!(
+        meta.stats.num_chunks, 2,
+        "{BLOCK_CHUNK_SAMPLES} samples per block chunk at most"
+    );
+    let block = Block::open(&dir.path().join(meta.ulid.to_string())).unwrap();
+    let got = select(&block, &[], i64::MIN, i64::MAX);
+    assert_eq!(got[0].1, bits(&all));
+    // A range starting inside a merged chunk.
+    let middle = select(&block, &[], all[350].t, all[420].t);
+    assert_eq!(middle[0].1, bits(&all[350..=420]));
 }
 
 #[test]
@@ -322,8 +369,8 @@ fn compaction_merges_adjacent_and_overlapping_blocks() {
     a.extend_from_slice(&a2);
     assert_eq!(got[0].1, bits(&a));
     assert_eq!(got[1].1, bits(&b2));
-    // Non-overlapping chunks are copied, not re-encoded.
-    assert_eq!(merged.meta().stats.num_chunks, 4 + 4 + 1);
+    // Non-overlapping chunks are not merged beyond BLOCK_CHUNK_SAMPLES.
+    assert_eq!(merged.meta().stats.num_chunks, 1 + 1 + 1);
 
     // An overlapping block with duplicates and new samples in between.
     let mut overlap: Vec<Sample> = a1[100..110].to_vec();

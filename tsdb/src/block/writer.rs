@@ -9,13 +9,18 @@ use crate::block::{
     BLOCK_FORMAT_VERSION, BlockCompaction, BlockId, BlockMeta, BlockStats, CHUNKS_DIR, INDEX_FILE,
     META_FILE, TMP_CREATION_SUFFIX, io_error, sync_dir,
 };
-use crate::chunk::{ChunkIter, MAX_CHUNK_BYTES, MAX_SAMPLE_BYTES, XorChunk};
+use crate::chunk::{ChunkIter, XorChunk};
 use crate::index::{ChunkMeta, IndexSeries, write_index};
 use crate::model::{Labels, Sample};
 use crate::{Error, Result};
 
-/// Samples per chunk when the writer encodes samples itself.
-const SAMPLES_PER_CHUNK: usize = 120;
+/// The most samples in one block chunk. Blocks merge consecutive chunks of
+/// a series (the head's hold about 120 samples) into chunks of up to this
+/// many samples, 2 h at a 15 s scrape interval: what every chunk pays once
+/// (header, first sample, windows, segment framing, index entry) is spread
+/// over four times as many samples, and a seek into a chunk still decodes
+/// at most this many.
+pub const BLOCK_CHUNK_SAMPLES: usize = 480;
 
 /// One encoded XOR chunk handed to [`BlockWriter::add_series`].
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +140,9 @@ impl BlockWriter {
         let mut metas = Vec::with_capacity(chunks.len());
         let mut num_samples = 0u64;
         let mut prev_max_t: Option<i64> = None;
+        // Chunks merged into the next block chunk: their samples, the time
+        // range, and the original bytes while it is a single chunk.
+        let mut pending = PendingChunk::default();
         for c in chunks {
             if c.min_t > c.max_t || c.min_t < self.min_time || c.max_t >= self.max_time {
                 return Err(invalid(format!(
@@ -146,25 +154,18 @@ impl BlockWriter {
                 return Err(invalid("chunks overlap or are out of order".to_string()));
             }
             prev_max_t = Some(c.max_t);
-            let samples: Vec<Sample> = ChunkIter::new(c.bytes)
-                .map_err(|e| invalid(e.to_string()))?
-                .collect();
-            num_samples += samples.len() as u64;
-            // Blocks are written once and read many times: re-encode with
-            // windows measured over the whole chunk (smaller than the head's
-            // incrementally learned ones).
-            let dense = XorChunk::dense(&samples);
-            let bytes = if dense.bytes().len() < c.bytes.len() {
-                dense.bytes()
-            } else {
-                c.bytes
-            };
-            let chunk_ref = self.segments()?.write_chunk(ENCODING_XOR, bytes)?;
-            metas.push(ChunkMeta {
-                min_t: c.min_t,
-                max_t: c.max_t,
-                chunk_ref,
-            });
+            let iter = ChunkIter::new(c.bytes).map_err(|e| invalid(e.to_string()))?;
+            num_samples += iter.num_samples() as u64;
+            if !pending.chunks.is_empty()
+                && pending.samples.len() + iter.num_samples() > BLOCK_CHUNK_SAMPLES
+            {
+                metas.push(pending.write(self.segments()?)?);
+            }
+            pending.samples.extend(iter);
+            pending.chunks.push(*c);
+        }
+        if !pending.chunks.is_empty() {
+            metas.push(pending.write(self.segments()?)?);
         }
         self.stats.num_samples += num_samples;
         self.stats.num_chunks += metas.len() as u64;
@@ -177,7 +178,7 @@ impl BlockWriter {
     }
 
     /// Adds a series from samples in increasing time order, encoding chunks
-    /// of up to 120 samples (and at most [`MAX_CHUNK_BYTES`]). Samples
+    /// of up to [`BLOCK_CHUNK_SAMPLES`] samples. Samples
     /// outside the block's range are skipped, so the head can pass a whole
     /// series when it cuts a block; a series with no sample in range is
     /// skipped entirely.
@@ -203,9 +204,7 @@ impl BlockWriter {
                 });
             }
             last_t = Some(s.t);
-            if current.num_samples() >= SAMPLES_PER_CHUNK
-                || current.bytes().len() + MAX_SAMPLE_BYTES > MAX_CHUNK_BYTES
-            {
+            if current.num_samples() >= BLOCK_CHUNK_SAMPLES {
                 chunks.push(std::mem::take(&mut current));
             }
             current.append(s.t, s.v);
@@ -271,6 +270,35 @@ impl Drop for BlockWriter {
                 "Failed to remove temporary block directory"
             );
         }
+    }
+}
+
+/// Consecutive chunks of a series being merged into one block chunk.
+#[derive(Default)]
+struct PendingChunk<'a> {
+    chunks: Vec<EncodedChunk<'a>>,
+    samples: Vec<Sample>,
+}
+
+impl PendingChunk<'_> {
+    /// Writes the merged chunk, re-encoded with windows measured over all
+    /// its samples (blocks are written once and read many times), and
+    /// empties `self`. A single chunk keeps its bytes if they are smaller.
+    fn write(&mut self, segments: &mut SegmentWriter) -> Result<ChunkMeta> {
+        let dense = XorChunk::dense(&self.samples);
+        let bytes = match self.chunks.as_slice() {
+            [single] if single.bytes.len() <= dense.bytes().len() => single.bytes,
+            _ => dense.bytes(),
+        };
+        let chunk_ref = segments.write_chunk(ENCODING_XOR, bytes)?;
+        let meta = ChunkMeta {
+            min_t: self.chunks.first().map_or(0, |c| c.min_t),
+            max_t: self.chunks.last().map_or(0, |c| c.max_t),
+            chunk_ref,
+        };
+        self.chunks.clear();
+        self.samples.clear();
+        Ok(meta)
     }
 }
 
