@@ -253,3 +253,52 @@ async fn a_damaged_block_is_moved_aside_counted_and_the_rest_served() {
     );
     server.run_until(async {}).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_chunk_failing_its_checksum_fails_the_query_reading_it_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let end = now_ms() / 1000 * 1000;
+    fill(&data, end);
+    let (_, block_dir) = list_block_dirs(&data).unwrap().remove(0);
+    let block = tsdb::block::Block::open(&block_dir).unwrap();
+    let range = block.meta().time_range();
+    drop(block);
+    let mut segments: Vec<_> = std::fs::read_dir(block_dir.join("chunks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    segments.sort();
+    let mut bytes = std::fs::read(&segments[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&segments[0], bytes).unwrap();
+
+    // Chunks are checked when read: the block opens and stays.
+    let server = start(&data, false).await;
+    assert!(block_dir.is_dir());
+    let query = format!(
+        "/api/v1/query_range?query=up&start={}&end={}&step=60",
+        range.start / 1000,
+        range.end / 1000
+    );
+    let url = format!("http://{}{query}", server.addr());
+    let response = reqwest::get(&url).await.unwrap();
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        status.is_server_error() || status.is_client_error(),
+        "{status}"
+    );
+    assert_eq!(body["status"], "error", "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("corrupted") && error.contains("chunks"),
+        "{error}"
+    );
+    // Queries not reading the damaged block go on.
+    let a_and_b = vec!["a".to_string(), "b".to_string()];
+    let (query, _, _) = up_jobs(&server, end).await;
+    assert_eq!(query, a_and_b);
+    server.run_until(async {}).await.unwrap();
+}

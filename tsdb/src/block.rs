@@ -358,6 +358,19 @@ impl Querier for BlockQuerier {
         let ids = postings_for_matchers(self.index(), matchers)?;
         for id in ids {
             let entry = self.index().series(id)?;
+            let no_samples = || Box::new(crate::storage::VecSampleIterator::new(Vec::new()));
+            if hints.series_only && self.tombstones.get(id).is_none() {
+                // Listing series reads no chunk unless tombstones may have
+                // emptied it.
+                if entry
+                    .chunks
+                    .iter()
+                    .any(|c| c.max_t >= range.start && c.min_t <= range.end)
+                {
+                    set.series.push(Series::new(entry.labels, no_samples()));
+                }
+                continue;
+            }
             let Some(live) = self
                 .block
                 .live_samples(id, &entry, range, &self.tombstones)?
@@ -365,7 +378,7 @@ impl Querier for BlockQuerier {
                 continue;
             };
             let samples: Box<dyn SampleIterator> = if hints.series_only {
-                Box::new(crate::storage::VecSampleIterator::new(Vec::new()))
+                no_samples()
             } else {
                 Box::new(live)
             };
