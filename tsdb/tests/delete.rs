@@ -141,6 +141,11 @@ fn head_deletion_survives_restart_and_later_appends_stay() {
 
     let db = Db::open(dir.path(), opts()).unwrap();
     assert_eq!(read(&db), after_delete, "replay applies the tombstones");
+    // A checkpoint keeps the tombstones among the samples it keeps.
+    db.head().truncate(0).unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(read(&db), after_delete, "replay of a checkpoint");
     // Samples appended after a deletion are kept, across restarts too.
     let mut app = db.appender();
     app.append(

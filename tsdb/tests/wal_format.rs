@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tsdb::model::{Labels, STALE_NAN, SeriesRef};
-use tsdb::wal::{Record, RefSample, RefSeries, SyncPolicy, Wal, WalOptions};
+use tsdb::wal::{Record, RefSample, RefSeries, RefTombstone, SyncPolicy, Wal, WalOptions};
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal")
@@ -41,8 +41,17 @@ fn sample(id: u64, t: i64, v: f64) -> RefSample {
     }
 }
 
-/// Writes the golden log: two series and samples, a checkpoint that drops
-/// series 2 and samples before t=2000, then one more samples record.
+fn tombstone(id: u64, min_t: i64, max_t: i64) -> RefTombstone {
+    RefTombstone {
+        series_ref: sref(id),
+        min_t,
+        max_t,
+    }
+}
+
+/// Writes the golden log: two series and samples, tombstones for both, a
+/// checkpoint that drops series 2 (its tombstone too) and samples before
+/// t=2000, then one more samples record.
 fn write_golden(dir: &Path) {
     let wal = Wal::open(dir, options(), |_| {}).unwrap();
     wal.log_series(&[
@@ -52,6 +61,8 @@ fn write_golden(dir: &Path) {
     wal.log_samples(&[sample(1, 1000, 1.0), sample(2, 1000, 21.5)])
         .unwrap();
     wal.log_samples(&[sample(1, 2000, 0.0), sample(2, 2000, STALE_NAN)])
+        .unwrap();
+    wal.log_tombstones(&[tombstone(1, 1000, 2000), tombstone(2, 1000, 2000)])
         .unwrap();
     wal.checkpoint(&|r| r.get() == 1, 2000).unwrap();
     wal.log_samples(&[
@@ -66,6 +77,7 @@ fn expected_records() -> Vec<Record> {
     vec![
         Record::Series(vec![series(1, &[("__name__", "up"), ("job", "node")])]),
         Record::Samples(vec![sample(1, 2000, 0.0)]),
+        Record::Tombstones(vec![tombstone(1, 1000, 2000)]),
         Record::Samples(vec![
             sample(1, 3000, -0.0),
             sample(1, i64::MAX, f64::NEG_INFINITY),
@@ -143,4 +155,25 @@ fn golden_segment_bytes_are_as_documented() {
     assert_eq!(&payload[18..26], &(-0.0f64).to_bits().to_be_bytes());
     let crc = u32::from_be_bytes(segment[13 + len..].try_into().unwrap());
     assert_eq!(crc, crc32c::crc32c(&segment[8..13 + len]));
+}
+
+#[test]
+fn golden_tombstones_record_is_as_documented() {
+    let checkpoint = fs::read(golden_dir().join("checkpoint.00000000/00000000")).unwrap();
+    // Walk the frames after the header to the tombstones record (type 3).
+    let mut at = 8;
+    let (payload, frame_start) = loop {
+        let len = u32::from_be_bytes(checkpoint[at + 1..at + 5].try_into().unwrap()) as usize;
+        if checkpoint[at] == 3 {
+            break (&checkpoint[at + 5..at + 5 + len], at);
+        }
+        at += 5 + len + 4;
+    };
+    // ref 1 (8 bytes), min_t 1000 and max_t 2000 as zigzag varints.
+    let mut expected = 1u64.to_be_bytes().to_vec();
+    expected.extend_from_slice(&[0xd0, 0x0f, 0xa0, 0x1f]);
+    assert_eq!(payload, &expected[..]);
+    let crc_at = frame_start + 5 + payload.len();
+    let crc = u32::from_be_bytes(checkpoint[crc_at..crc_at + 4].try_into().unwrap());
+    assert_eq!(crc, crc32c::crc32c(&checkpoint[frame_start..crc_at]));
 }
