@@ -1,5 +1,5 @@
 //! The fault matrix for damaged files: WAL segments and block files
-//! (index, chunks, meta.json) truncated or bit-flipped, plus the leftovers
+//! (index, chunks, meta.json, tombstones) truncated or bit-flipped, plus the leftovers
 //! of interrupted block writes and compactions. Each test damages one file
 //! of a database written with fixed data, reopens it, and checks the
 //! outcome: a clear error naming the file and offset, repair where it is
@@ -348,6 +348,37 @@ fn block_chunk_bit_flip_fails_queries_over_that_block_only() {
         .filter(|t| *t > range.end)
         .collect();
     assert_eq!(ts, expected);
+}
+
+#[test]
+fn block_tombstones_damage_moves_the_block_aside() {
+    // Served without its tombstones, the block would bring deleted samples
+    // back: it is refused like any damaged block.
+    for damage in ["bit flip", "truncated"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, block_dir, range) = db_with_blocks(dir.path());
+        {
+            let db = Db::open(dir.path(), options()).unwrap();
+            let matchers = [tsdb::model::Matcher::equal("series", "3")];
+            db.delete(&matchers, range.start, range.start + 5_000)
+                .unwrap();
+            db.close().unwrap();
+        }
+        let tombstones = block_dir.join(tsdb::block::TOMBSTONES_FILE);
+        let len = file_len(&tombstones);
+        if damage == "bit flip" {
+            flip_byte(&tombstones, len - 6);
+        } else {
+            truncate(&tombstones, len - 2);
+        }
+        let err = Block::open(&block_dir).unwrap_err();
+        assert!(matches!(err, Error::Corrupted { .. }), "{damage}: {err}");
+        assert_names(&err, "tombstones");
+        let db = Db::open(dir.path(), options()).unwrap();
+        assert_eq!(db.blocks_moved_aside(), 1);
+        drop(db);
+        assert_moved_aside_rest_served(dir.path(), id, range);
+    }
 }
 
 #[test]
