@@ -277,7 +277,7 @@ impl Block {
             if meta.max_t < range.start || meta.min_t > range.end {
                 continue;
             }
-            mapped.push((meta.max_t, self.inner.segments.chunk(meta.chunk_ref)?));
+            mapped.push((*meta, self.inner.segments.chunk(meta.chunk_ref)?));
         }
         Ok(BlockSamples {
             chunks: mapped.into_iter(),
@@ -285,14 +285,6 @@ impl Block {
             range,
             deleted: Intervals::default(),
         })
-    }
-
-    /// The raw XOR chunk bytes of one chunk meta, checksum verified.
-    ///
-    /// # Errors
-    /// [`Error::Corrupted`] for a damaged chunk.
-    pub fn chunk_bytes(&self, meta: &ChunkMeta) -> Result<impl AsRef<[u8]> + use<>> {
-        self.inner.segments.chunk(meta.chunk_ref)
     }
 
     /// A querier over this block, restricted to `range`.
@@ -421,8 +413,9 @@ impl Querier for BlockQuerier {
 /// The samples of one series of a block within a time range, decoded
 /// lazily chunk by chunk from the memory map.
 pub struct BlockSamples {
-    /// Remaining chunks with their last timestamps, for skipping on seek.
-    chunks: std::vec::IntoIter<(i64, MappedChunk)>,
+    /// Remaining chunks with their metas (time range, for skipping on seek
+    /// and as the first timestamp the chunk bytes do not hold).
+    chunks: std::vec::IntoIter<(ChunkMeta, MappedChunk)>,
     current: Option<OwnedChunkIter<MappedChunk>>,
     range: TimeRange,
     /// Samples skipped: the series' tombstones.
@@ -450,12 +443,12 @@ impl SampleIterator for BlockSamples {
                     .chunks
                     .as_slice()
                     .first()
-                    .is_some_and(|(max_t, _)| *max_t < t)
+                    .is_some_and(|(meta, _)| meta.max_t < t)
                 {
                     self.chunks.next();
                 }
-                let (_, chunk) = self.chunks.next()?;
-                self.current = Some(OwnedChunkIter::new_trusted(chunk));
+                let (meta, chunk) = self.chunks.next()?;
+                self.current = Some(chunk.iter(meta.min_t));
             }
             let Some(sample) = self.current.as_mut().and_then(Iterator::next) else {
                 self.current = None;

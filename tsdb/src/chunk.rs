@@ -22,6 +22,11 @@
 //! [`XorChunk::after`] carries them over from the series' previous chunk,
 //! [`XorChunk::dense`] measures them over all samples first (blocks).
 //!
+//! A chunk's bytes do not hold its first timestamp: its metadata (the
+//! head's chunk list, a block index's chunk metas) does, and readers pass it
+//! in. Blocks written before this encoding (4) hold encoding 3 chunks, still
+//! read through [`Encoding::XorV3`].
+//!
 //! Reading: [`XorChunk::iter`] borrows an open chunk; [`ChunkIter::new`]
 //! validates bytes read from disk and borrows them; [`OwnedChunkIter`] owns
 //! shared bytes and is the `'static` [`SampleIterator`] queriers return.
@@ -87,28 +92,78 @@ pub enum DecodeChunkError {
     TrailingBytes { extra: usize },
 }
 
+/// The chunk encodings this crate reads. A block's segment files frame each
+/// chunk with its encoding byte (`block.md`); head chunks are always
+/// [`Encoding::CURRENT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Encoding byte 3: the first timestamp stored in the chunk, the
+    /// interval as a plain varint, windows always with an escape symbol.
+    /// Written before encoding 4; still read.
+    XorV3,
+    /// Encoding byte 4, what [`XorChunk`] writes: the first timestamp is the
+    /// chunk's metadata `min_t` (head and index keep it anyway), the
+    /// interval in whole seconds when it is, and windows may be *closed*
+    /// (no escape symbol) when the encoder measured them over the whole
+    /// chunk.
+    XorV4,
+}
+
+impl Encoding {
+    pub const CURRENT: Encoding = Encoding::XorV4;
+
+    /// The encoding with this encoding byte, if it is one this crate reads.
+    pub fn from_byte(byte: u8) -> Option<Encoding> {
+        match byte {
+            3 => Some(Encoding::XorV3),
+            4 => Some(Encoding::XorV4),
+            _ => None,
+        }
+    }
+
+    pub fn byte(self) -> u8 {
+        match self {
+            Encoding::XorV3 => 3,
+            Encoding::XorV4 => 4,
+        }
+    }
+}
+
 /// A window `[lo, hi]` of residuals coded as `hi - lo + 2` symbols: one per
-/// value and a last one for "escape". Always contains 0.
+/// value and a last one for "escape", or `hi - lo + 1` without the escape
+/// when it is *closed* (an encoder that knows every residual of the chunk
+/// closes the windows that hold them all). Always contains 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Window {
     lo: i64,
     hi: i64,
+    closed: bool,
 }
 
 impl Window {
     /// A window from its bounds, if valid (contains 0, not too wide).
     fn new(lo: i64, hi: i64) -> Option<Window> {
-        (lo <= 0 && hi >= 0 && i128::from(hi) - i128::from(lo) <= MAX_WINDOW_SPAN)
-            .then_some(Window { lo, hi })
+        (lo <= 0 && hi >= 0 && i128::from(hi) - i128::from(lo) <= MAX_WINDOW_SPAN).then_some(
+            Window {
+                lo,
+                hi,
+                closed: false,
+            },
+        )
     }
 
     fn symbols(self) -> u64 {
         // `hi - lo <= MAX_WINDOW_SPAN`, so this cannot overflow.
-        (self.hi as i128 - self.lo as i128) as u64 + 2
+        (self.hi as i128 - self.lo as i128) as u64 + if self.closed { 1 } else { 2 }
     }
 
-    fn escape(self) -> u64 {
-        self.symbols() - 1
+    /// The escape symbol; a closed window has none.
+    fn escape(self) -> Option<u64> {
+        (!self.closed).then(|| self.symbols() - 1)
+    }
+
+    fn with_closed(self, closed: bool) -> Window {
+        Window { closed, ..self }
     }
 
     /// The symbol of `x` when the window holds it.
@@ -167,6 +222,11 @@ pub struct XorChunk {
     v_window: Window,
     /// Leading and trailing zero counts of the last written XOR window.
     xor_window: Option<XorWindow>,
+    /// Whether a timestamp residual / a value was escaped (written outside
+    /// its window), so that [`XorChunk::dense`] knows which windows it can
+    /// close.
+    time_escaped: bool,
+    value_escaped: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +257,8 @@ impl XorChunk {
             mantissa: None,
             v_window: Window::default(),
             xor_window: None,
+            time_escaped: false,
+            value_escaped: false,
         }
     }
 
@@ -215,27 +277,38 @@ impl XorChunk {
         if prev.num_samples >= 2 {
             chunk.interval = prev.interval;
             chunk.grid = prev.grid;
-            chunk.t_window = prev.t_window;
+            chunk.t_window = prev.t_window.with_closed(false);
         }
-        chunk.v_window = prev.v_window;
+        chunk.v_window = prev.v_window.with_closed(false);
         chunk.scale = prev.scale;
         chunk
     }
 
     /// Encodes `samples` (timestamps increasing) as densely as this format
     /// allows: a first pass measures the residual windows, the second
-    /// starts with them, so no residual needs an escape. Blocks store
-    /// chunks re-encoded this way.
+    /// starts with them, so no jitter or value delta needs an escape, and
+    /// when none did, a third closes the windows (drops their escape
+    /// symbol; a constant series then costs no bits for its values).
+    /// Blocks store chunks re-encoded this way.
     pub fn dense(samples: &[Sample]) -> Self {
-        let mut first = XorChunk::new();
-        for s in samples {
-            first.append(s.t, s.v);
-        }
-        let mut chunk = XorChunk::new();
-        chunk.t_window = first.t_window;
-        chunk.v_window = first.v_window;
-        for s in samples {
-            chunk.append(s.t, s.v);
+        let encode = |t_window: Window, v_window: Window| {
+            let mut chunk = XorChunk::new();
+            chunk.t_window = t_window;
+            chunk.v_window = v_window;
+            for s in samples {
+                chunk.append(s.t, s.v);
+            }
+            chunk
+        };
+        let first = encode(Window::default(), Window::default());
+        let mut chunk = encode(first.t_window, first.v_window);
+        if !chunk.time_escaped || !chunk.value_escaped {
+            // Windows only widen on escapes, so the third pass sees the same
+            // windows and escapes nothing it closed.
+            chunk = encode(
+                chunk.t_window.with_closed(!chunk.time_escaped),
+                chunk.v_window.with_closed(!chunk.value_escaped),
+            );
         }
         if chunk.bytes().len() <= first.bytes().len() {
             chunk
@@ -259,7 +332,7 @@ impl XorChunk {
         } else {
             if self.num_samples == 1 {
                 self.interval = self.choose_interval(t.wrapping_sub(self.max_t));
-                self.writer.write_varint(self.interval);
+                self.write_interval();
             }
             self.write_time(t);
             self.write_value(bits);
@@ -271,7 +344,20 @@ impl XorChunk {
         self.writer.bytes_mut()[..HEADER_LEN].copy_from_slice(&header);
     }
 
-    /// The first sample: its time, the starting windows, its value.
+    /// The nominal interval: `0` and whole seconds, or `1` and milliseconds.
+    fn write_interval(&mut self) {
+        let interval = self.interval;
+        if interval != 0 && interval % 1000 == 0 {
+            self.writer.write_bit(false);
+            self.writer.write_varint(interval / 1000);
+        } else {
+            self.writer.write_bit(true);
+            self.writer.write_varint(interval);
+        }
+    }
+
+    /// The first sample: the starting windows and its value. Its time is
+    /// the chunk's `min_t`, which readers get from the chunk's metadata.
     fn write_first(&mut self, t: i64, bits: u64) {
         if self.interval > 0 {
             // Carried over from the previous chunk: move the timestamp
@@ -282,7 +368,6 @@ impl XorChunk {
             let residual = ahead - steps * interval;
             self.t_window = self.t_window.shifted(residual as i64);
         }
-        self.writer.write_varint(t);
         for bound in [
             self.t_window.lo,
             self.t_window.hi,
@@ -291,6 +376,8 @@ impl XorChunk {
         ] {
             self.write_signed(&DOD_WIDTHS, bound);
         }
+        self.writer.write_bit(self.t_window.closed);
+        self.writer.write_bit(self.v_window.closed);
         let scale = if decimal_mantissa(bits, self.scale).is_some() {
             Some(self.scale)
         } else {
@@ -344,7 +431,8 @@ impl XorChunk {
             self.grid = predicted;
             return;
         }
-        write_truncated(&mut self.writer, window.escape(), window.symbols());
+        write_escape(&mut self.writer, window);
+        self.time_escaped = true;
         self.write_signed(&DOD_WIDTHS, residual);
         self.grid = after_time_escape(&mut self.t_window, self.interval, predicted, t, residual);
     }
@@ -387,13 +475,15 @@ impl XorChunk {
                 write_truncated(&mut self.writer, symbol, window.symbols());
                 return;
             }
-            write_truncated(&mut self.writer, window.escape(), window.symbols());
+            write_escape(&mut self.writer, window);
+            self.value_escaped = true;
             self.writer.write_bit(false);
             self.write_signed(&DELTA_WIDTHS, delta);
             self.v_window.widen(delta);
             return;
         }
-        write_truncated(&mut self.writer, window.escape(), window.symbols());
+        write_escape(&mut self.writer, window);
+        self.value_escaped = true;
         if let Some((scale, prev_m, m)) = common_scale(prev, bits) {
             self.writer.write_bits(0b10, 2);
             self.writer.write_bits(u64::from(scale), SCALE_BITS);
@@ -461,7 +551,7 @@ impl XorChunk {
     pub fn iter(&self) -> ChunkIter<'_> {
         ChunkIter {
             bytes: self.bytes(),
-            decoder: Decoder::new(self.num_samples),
+            decoder: Decoder::new(self.num_samples, Encoding::CURRENT, self.min_t),
         }
     }
 
@@ -469,7 +559,7 @@ impl XorChunk {
     pub fn to_owned_iter(&self) -> OwnedChunkIter {
         OwnedChunkIter {
             bytes: Arc::from(self.bytes()),
-            decoder: Decoder::new(self.num_samples),
+            decoder: Decoder::new(self.num_samples, Encoding::CURRENT, self.min_t),
         }
     }
 }
@@ -492,6 +582,15 @@ fn after_time_escape(
     } else {
         t
     }
+}
+
+/// Writes the escape symbol of an open window. The encoder closes only
+/// windows that hold every residual of the chunk, so a closed one never
+/// gets here.
+fn write_escape(w: &mut BitWriter, window: Window) {
+    debug_assert!(!window.closed, "escape in a closed window");
+    let symbols = window.symbols();
+    write_truncated(w, window.escape().unwrap_or(symbols - 1), symbols);
 }
 
 /// Writes `x < n` with a truncated binary code: with `k = floor(log2 n)`
@@ -595,9 +694,9 @@ fn common_scale(prev: u64, next: u64) -> Option<(u32, i64, i64)> {
 
 /// Reads the sample count from the header and checks that the bit stream
 /// holds exactly that many samples.
-fn validate(bytes: &[u8]) -> Result<u16, DecodeChunkError> {
+fn validate(bytes: &[u8], encoding: Encoding, min_t: i64) -> Result<u16, DecodeChunkError> {
     let num_samples = header_samples(bytes)?;
-    let mut decoder = Decoder::new(num_samples);
+    let mut decoder = Decoder::new(num_samples, encoding, min_t);
     while decoder.next(bytes)?.is_some() {}
     let used_bytes = HEADER_LEN + decoder.reader.position().div_ceil(8);
     if bytes.len() > used_bytes {
@@ -621,6 +720,7 @@ fn header_samples(bytes: &[u8]) -> Result<u16, DecodeChunkError> {
 struct Decoder {
     /// Position in the bit stream after the header.
     reader: BitReader,
+    encoding: Encoding,
     num_samples: u16,
     read: u16,
     t: i64,
@@ -635,12 +735,15 @@ struct Decoder {
 }
 
 impl Decoder {
-    fn new(num_samples: u16) -> Self {
+    /// A decoder for a chunk of `num_samples` whose first timestamp (from
+    /// its metadata; encoding 3 stores it in the chunk) is `min_t`.
+    fn new(num_samples: u16, encoding: Encoding, min_t: i64) -> Self {
         Decoder {
             reader: BitReader::default(),
+            encoding,
             num_samples,
             read: 0,
-            t: 0,
+            t: min_t,
             interval: 0,
             grid: 0,
             t_window: Window::default(),
@@ -665,7 +768,7 @@ impl Decoder {
         } else {
             let truncated = self.truncated(sample);
             if sample == 1 {
-                self.interval = self.reader.read_varint(stream).ok_or(truncated)?;
+                self.read_interval(stream, sample)?;
             }
             self.read_time(stream).ok_or(truncated)?;
             self.read_value(stream, sample)?;
@@ -681,10 +784,35 @@ impl Decoder {
         }
     }
 
+    fn read_interval(&mut self, stream: &[u8], sample: u16) -> Result<(), DecodeChunkError> {
+        let truncated = self.truncated(sample);
+        let r = &mut self.reader;
+        self.interval = match self.encoding {
+            Encoding::XorV3 => r.read_varint(stream).ok_or(truncated)?,
+            Encoding::XorV4 => {
+                let milliseconds = r.read_bit(stream).ok_or(truncated)?;
+                let interval = r.read_varint(stream).ok_or(truncated)?;
+                if milliseconds {
+                    interval
+                } else {
+                    interval
+                        .checked_mul(1000)
+                        .ok_or(DecodeChunkError::Malformed {
+                            sample,
+                            what: "interval out of range",
+                        })?
+                }
+            }
+        };
+        Ok(())
+    }
+
     fn read_first(&mut self, stream: &[u8], sample: u16) -> Result<(), DecodeChunkError> {
         let truncated = self.truncated(sample);
         let malformed = |what| DecodeChunkError::Malformed { sample, what };
-        self.t = self.reader.read_varint(stream).ok_or(truncated)?;
+        if self.encoding == Encoding::XorV3 {
+            self.t = self.reader.read_varint(stream).ok_or(truncated)?;
+        }
         self.grid = self.t;
         let mut bounds = [0i64; 4];
         for bound in &mut bounds {
@@ -695,6 +823,12 @@ impl Decoder {
             Window::new(t_lo, t_hi).ok_or_else(|| malformed("invalid timestamp window"))?;
         self.v_window = Window::new(v_lo, v_hi).ok_or_else(|| malformed("invalid value window"))?;
         let r = &mut self.reader;
+        if self.encoding == Encoding::XorV4 {
+            let time_closed = r.read_bit(stream).ok_or(truncated)?;
+            let value_closed = r.read_bit(stream).ok_or(truncated)?;
+            self.t_window = self.t_window.with_closed(time_closed);
+            self.v_window = self.v_window.with_closed(value_closed);
+        }
         if r.read_bit(stream).ok_or(truncated)? {
             self.value_bits = r.read_bits(stream, 64).ok_or(truncated)?;
             self.scale = 0;
@@ -718,7 +852,7 @@ impl Decoder {
         let window = self.t_window;
         let symbol = read_truncated(&mut self.reader, stream, window.symbols())?;
         let predicted = self.grid.wrapping_add(self.interval);
-        if symbol < window.escape() {
+        if window.escape() != Some(symbol) {
             self.t = predicted.wrapping_add(window.value(symbol));
             self.grid = predicted;
             return Some(());
@@ -751,7 +885,7 @@ impl Decoder {
         let malformed = |what| DecodeChunkError::Malformed { sample, what };
         let window = self.v_window;
         let symbol = read_truncated(&mut self.reader, stream, window.symbols()).ok_or(truncated)?;
-        if symbol < window.escape() {
+        if window.escape() != Some(symbol) {
             let delta = window.value(symbol);
             if delta == 0 {
                 return Ok(());
@@ -831,17 +965,31 @@ pub struct ChunkIter<'a> {
 }
 
 impl<'a> ChunkIter<'a> {
-    /// Validates encoded chunk bytes (for example read from disk) and
-    /// iterates them. Validation decodes the chunk once, so iteration itself
-    /// cannot fail.
+    /// Validates chunk bytes as [`XorChunk::bytes`] returns them and
+    /// iterates them. `min_t` is the chunk's first timestamp, which its
+    /// metadata holds (the bytes do not). Validation decodes the chunk once,
+    /// so iteration itself cannot fail.
     ///
     /// # Errors
     /// [`DecodeChunkError`] when `bytes` are not exactly one valid chunk.
-    pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeChunkError> {
-        let num_samples = validate(bytes)?;
+    pub fn new(bytes: &'a [u8], min_t: i64) -> Result<Self, DecodeChunkError> {
+        ChunkIter::with_encoding(bytes, Encoding::CURRENT, min_t)
+    }
+
+    /// As [`ChunkIter::new`], for bytes of any encoding this crate reads
+    /// (for example an older block's). Encoding 3 ignores `min_t`.
+    ///
+    /// # Errors
+    /// [`DecodeChunkError`] when `bytes` are not exactly one valid chunk.
+    pub fn with_encoding(
+        bytes: &'a [u8],
+        encoding: Encoding,
+        min_t: i64,
+    ) -> Result<Self, DecodeChunkError> {
+        let num_samples = validate(bytes, encoding, min_t)?;
         Ok(ChunkIter {
             bytes,
-            decoder: Decoder::new(num_samples),
+            decoder: Decoder::new(num_samples, encoding, min_t),
         })
     }
 
@@ -877,15 +1025,17 @@ pub struct OwnedChunkIter<B = Arc<[u8]>> {
 }
 
 impl<B: AsRef<[u8]>> OwnedChunkIter<B> {
-    /// Validates the chunk and iterates it.
+    /// Validates the chunk (bytes of `encoding`, first timestamp `min_t`
+    /// from its metadata, as for [`ChunkIter::with_encoding`]) and iterates
+    /// it.
     ///
     /// # Errors
     /// [`DecodeChunkError`] when `bytes` are not exactly one valid chunk.
-    pub fn new(bytes: B) -> Result<Self, DecodeChunkError> {
-        let num_samples = validate(bytes.as_ref())?;
+    pub fn new(bytes: B, encoding: Encoding, min_t: i64) -> Result<Self, DecodeChunkError> {
+        let num_samples = validate(bytes.as_ref(), encoding, min_t)?;
         Ok(OwnedChunkIter {
             bytes,
-            decoder: Decoder::new(num_samples),
+            decoder: Decoder::new(num_samples, encoding, min_t),
         })
     }
 
@@ -893,11 +1043,11 @@ impl<B: AsRef<[u8]>> OwnedChunkIter<B> {
     /// written with them matched), skipping the validating decode. Bytes
     /// that are nevertheless malformed end the iteration early; they never
     /// cause a panic.
-    pub(crate) fn new_trusted(bytes: B) -> Self {
+    pub(crate) fn new_trusted(bytes: B, encoding: Encoding, min_t: i64) -> Self {
         let num_samples = header_samples(bytes.as_ref()).unwrap_or(0);
         OwnedChunkIter {
             bytes,
-            decoder: Decoder::new(num_samples),
+            decoder: Decoder::new(num_samples, encoding, min_t),
         }
     }
 

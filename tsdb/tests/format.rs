@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use tsdb::block::{Block, BlockId, BlockWriter};
-use tsdb::chunk::{ChunkIter, XorChunk};
+use tsdb::chunk::{ChunkIter, Encoding, XorChunk};
 use tsdb::model::{Labels, Matcher, STALE_NAN_BITS, Sample, TimeRange};
 use tsdb::storage::{Querier, SelectHints};
 
@@ -48,22 +48,47 @@ fn golden_chunk_samples() -> Vec<Sample> {
 #[test]
 fn golden_chunk_decodes_and_reencodes_identically() {
     let samples = golden_chunk_samples();
-    let mut chunk = XorChunk::new();
+    let mut head = XorChunk::new();
     for s in &samples {
-        chunk.append(s.t, s.v);
+        head.append(s.t, s.v);
     }
-    let path = data_path("chunk-xor-v3.bin");
-    if regenerate() {
-        std::fs::write(&path, chunk.bytes()).unwrap();
+    // The head's chunk (open windows) and the dense one blocks store
+    // (measured windows, closed where they hold every residual).
+    let dense = XorChunk::dense(&samples);
+    for (chunk, file) in [
+        (&head, "chunk-xor-v4.bin"),
+        (&dense, "chunk-xor-v4-dense.bin"),
+    ] {
+        let path = data_path(file);
+        if regenerate() {
+            std::fs::write(&path, chunk.bytes()).unwrap();
+        }
+        let golden = std::fs::read(&path).unwrap();
+        let decoded: Vec<(i64, u64)> = ChunkIter::new(&golden, samples[0].t)
+            .unwrap()
+            .map(|s| (s.t, s.v.to_bits()))
+            .collect();
+        assert_eq!(decoded, bits(&samples), "{file}");
+        assert_eq!(chunk.bytes(), golden.as_slice(), "{file}: encoder drifted");
     }
-    let golden = std::fs::read(&path).unwrap();
-    let decoded: Vec<(i64, u64)> = ChunkIter::new(&golden)
+}
+
+/// Encoding 3 (blocks written before encoding 4) is still read; nothing
+/// writes it any more, so its golden file is never regenerated.
+#[test]
+fn encoding_3_golden_chunk_still_decodes() {
+    let samples = golden_chunk_samples();
+    let golden = std::fs::read(data_path("chunk-xor-v3.bin")).unwrap();
+    // Encoding 3 stores the first timestamp itself.
+    let decoded: Vec<(i64, u64)> = ChunkIter::with_encoding(&golden, Encoding::XorV3, 0)
         .unwrap()
         .map(|s| (s.t, s.v.to_bits()))
         .collect();
-    let expected: Vec<(i64, u64)> = samples.iter().map(|s| (s.t, s.v.to_bits())).collect();
-    assert_eq!(decoded, expected);
-    assert_eq!(chunk.bytes(), golden.as_slice(), "encoder output drifted");
+    assert_eq!(decoded, bits(&samples));
+}
+
+fn bits(samples: &[Sample]) -> Vec<(i64, u64)> {
+    samples.iter().map(|s| (s.t, s.v.to_bits())).collect()
 }
 
 const GOLDEN_BLOCK_MIN: i64 = 1_700_000_000_000;
@@ -136,7 +161,28 @@ fn golden_block_opens_with_known_content_and_rewrites_identically() {
         std::fs::create_dir_all(data_path("blocks")).unwrap();
         write_golden_block(&data_path("blocks"));
     }
-    let block = Block::open(&golden_dir).unwrap();
+    check_golden_block_content(&golden_dir, 3);
+
+    // The writer still produces exactly these bytes.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_dir = write_golden_block(fresh.path());
+    for file in GOLDEN_BLOCK_FILES {
+        let golden = std::fs::read(golden_dir.join(file)).unwrap();
+        let rewritten = std::fs::read(fresh_dir.join(file)).unwrap();
+        assert!(golden == rewritten, "{file} drifted from the golden block");
+    }
+}
+
+/// The same series as written before chunk encoding 4 and block chunk
+/// merging (encoding byte 3, the counter in two chunks): still readable.
+#[test]
+fn encoding_3_golden_block_still_reads() {
+    let dir = data_path("blocks-v3").join(golden_block_id().to_string());
+    check_golden_block_content(&dir, 4);
+}
+
+fn check_golden_block_content(dir: &Path, num_chunks: u64) {
+    let block = Block::open(dir).unwrap();
     let meta = block.meta();
     assert_eq!(meta.ulid, golden_block_id());
     assert_eq!(
@@ -149,10 +195,10 @@ fn golden_block_opens_with_known_content_and_rewrites_identically() {
             meta.stats.num_chunks,
             meta.stats.num_samples
         ),
-        (3, 3, 152)
+        (3, num_chunks, 152)
     );
     assert_eq!(meta.compaction.level, 1);
-    assert_eq!(block.verify_chunks().unwrap(), 3);
+    assert_eq!(block.verify_chunks().unwrap(), num_chunks);
 
     let q = block.querier(TimeRange::all());
     assert_eq!(
@@ -174,14 +220,5 @@ fn golden_block_opens_with_known_content_and_rewrites_identically() {
         }
         let want: Vec<(i64, u64)> = samples.iter().map(|s| (s.t, s.v.to_bits())).collect();
         assert_eq!(got, want, "{labels}");
-    }
-
-    // The writer still produces exactly these bytes.
-    let fresh = tempfile::tempdir().unwrap();
-    let fresh_dir = write_golden_block(fresh.path());
-    for file in GOLDEN_BLOCK_FILES {
-        let golden = std::fs::read(golden_dir.join(file)).unwrap();
-        let rewritten = std::fs::read(fresh_dir.join(file)).unwrap();
-        assert!(golden == rewritten, "{file} drifted from the golden block");
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::Result;
 use crate::block::{
-    Block, BlockId, BlockMeta, BlockSamples, BlockWriter, CompactionInfo, EncodedChunk, Tombstones,
+    Block, BlockId, BlockMeta, BlockSamples, BlockWriter, CompactionInfo, Tombstones,
 };
-use crate::index::{ChunkMeta, IndexSeries};
+use crate::index::IndexSeries;
 use crate::model::{Labels, Sample, TimeRange};
 use crate::storage::SampleIterator;
 
@@ -142,9 +142,9 @@ fn split_by_range<'a>(sorted: &[&'a BlockMeta], range: i64) -> Vec<Vec<&'a Block
 /// inputs, its level is one more than the highest input level, its sources
 /// are the union of theirs.
 ///
-/// Series present in several blocks are merged. Chunks are copied
-/// unchanged unless chunks of different blocks overlap in time; then the
-/// samples are merged and re-encoded, and samples with the same timestamp
+/// Series present in several blocks are merged: their samples are
+/// re-encoded into chunks as [`BlockWriter`] writes them (which also
+/// upgrades chunks of older encodings), and samples with the same timestamp
 /// are kept once (the one from the block with the lowest min time).
 ///
 /// The caller deletes the input blocks after the new one is visible;
@@ -228,33 +228,10 @@ fn write_merged_series(
     labels: &Labels,
     parts: &[(usize, u32, IndexSeries)],
 ) -> Result<()> {
-    // All chunks with their block, in time order.
-    let mut chunks: Vec<(usize, ChunkMeta)> = parts
-        .iter()
-        .flat_map(|(b, _, entry)| entry.chunks.iter().map(move |c| (*b, *c)))
-        .collect();
-    chunks.sort_by_key(|(b, c)| (c.min_t, *b));
-    let overlapping = chunks.windows(2).any(|w| w[1].1.min_t <= w[0].1.max_t);
-    // Series with deleted samples are re-encoded without them.
-    let deleted = parts
-        .iter()
-        .any(|(b, id, _)| tombstones[*b].get(*id).is_some());
-    if !overlapping && !deleted {
-        let mut bytes = Vec::with_capacity(chunks.len());
-        for (b, meta) in &chunks {
-            bytes.push(blocks[*b].chunk_bytes(meta)?);
-        }
-        let encoded: Vec<EncodedChunk<'_>> = chunks
-            .iter()
-            .zip(&bytes)
-            .map(|((_, meta), bytes)| EncodedChunk {
-                min_t: meta.min_t,
-                max_t: meta.max_t,
-                bytes: bytes.as_ref(),
-            })
-            .collect();
-        return writer.add_series(labels, &encoded);
-    }
+    // The writer merges and re-encodes chunks anyway (up to
+    // BLOCK_CHUNK_SAMPLES, densely, in the current encoding), so every
+    // series goes through its samples: that also drops deleted samples and
+    // upgrades chunks of older encodings.
     let mut iters = Vec::with_capacity(parts.len());
     for (b, id, entry) in parts {
         let live = blocks[*b].live_samples(*id, entry, TimeRange::all(), &tombstones[*b])?;

@@ -6,6 +6,7 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::chunk::{Encoding, OwnedChunkIter};
 use crate::index::encoding::{Decbuf, put_uvarint};
 use crate::index::{FileBytes, map_file};
 use crate::{Error, Result};
@@ -18,11 +19,6 @@ pub(crate) const SEGMENT_HEADER_LEN: usize = 8;
 /// Segments are cut before they would grow past this size, as in
 /// Prometheus; chunk offsets must also fit the lower 32 bits of a reference.
 pub(crate) const MAX_SEGMENT_SIZE: u64 = 512 * 1024 * 1024;
-
-/// Encoding byte of [`crate::chunk::XorChunk`] bytes. Encodings 1 (plain
-/// Gorilla) and 2 (delta-of-delta timestamps, decimal deltas without
-/// windows) were never released and are no longer read.
-pub(crate) const ENCODING_XOR: u8 = 3;
 
 /// The file name of segment `number` (`000001`, ...).
 pub(crate) fn segment_file_name(number: u32) -> String {
@@ -134,6 +130,16 @@ impl SegmentWriter {
 pub(crate) struct MappedChunk {
     file: FileBytes,
     range: Range<usize>,
+    encoding: Encoding,
+}
+
+impl MappedChunk {
+    /// Iterates the chunk, whose first timestamp (from its index entry) is
+    /// `min_t`. Its CRC32C matched when it was read.
+    pub(crate) fn iter(self, min_t: i64) -> OwnedChunkIter<MappedChunk> {
+        let encoding = self.encoding;
+        OwnedChunkIter::new_trusted(self, encoding, min_t)
+    }
 }
 
 impl AsRef<[u8]> for MappedChunk {
@@ -255,16 +261,19 @@ impl SegmentReader {
         if crc32c::crc32c(&bytes[crc_start..data_end]) != crc {
             return Err(self.corrupted(segment, offset, "chunk checksum mismatch"));
         }
-        if encoding != ENCODING_XOR {
+        // Encoding bytes 1 (plain Gorilla) and 2 (delta-of-delta
+        // timestamps, decimal deltas without windows) were never released.
+        let Some(encoding) = Encoding::from_byte(encoding) else {
             return Err(self.corrupted(
                 segment,
                 offset,
                 format!("unknown chunk encoding {encoding}"),
             ));
-        }
+        };
         Ok(MappedChunk {
             file: file.clone(),
             range: crc_start + 1..data_end,
+            encoding,
         })
     }
 

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::block::segments::{ENCODING_XOR, SegmentWriter};
+use crate::block::segments::SegmentWriter;
 use crate::block::{
     BLOCK_FORMAT_VERSION, BlockCompaction, BlockId, BlockMeta, BlockStats, CHUNKS_DIR, INDEX_FILE,
     META_FILE, TMP_CREATION_SUFFIX, io_error, sync_dir,
 };
-use crate::chunk::{ChunkIter, XorChunk};
+use crate::chunk::{ChunkIter, Encoding, XorChunk};
 use crate::index::{ChunkMeta, IndexSeries, write_index};
 use crate::model::{Labels, Sample};
 use crate::{Error, Result};
@@ -154,7 +154,7 @@ impl BlockWriter {
                 return Err(invalid("chunks overlap or are out of order".to_string()));
             }
             prev_max_t = Some(c.max_t);
-            let iter = ChunkIter::new(c.bytes).map_err(|e| invalid(e.to_string()))?;
+            let iter = ChunkIter::new(c.bytes, c.min_t).map_err(|e| invalid(e.to_string()))?;
             num_samples += iter.num_samples() as u64;
             if !pending.chunks.is_empty()
                 && pending.samples.len() + iter.num_samples() > BLOCK_CHUNK_SAMPLES
@@ -290,7 +290,7 @@ impl PendingChunk<'_> {
             [single] if single.bytes.len() <= dense.bytes().len() => single.bytes,
             _ => dense.bytes(),
         };
-        let chunk_ref = segments.write_chunk(ENCODING_XOR, bytes)?;
+        let chunk_ref = segments.write_chunk(Encoding::CURRENT.byte(), bytes)?;
         let meta = ChunkMeta {
             min_t: self.chunks.first().map_or(0, |c| c.min_t),
             max_t: self.chunks.last().map_or(0, |c| c.max_t),

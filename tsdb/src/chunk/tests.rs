@@ -12,7 +12,7 @@ fn encode(samples: &[(i64, u64)]) -> XorChunk {
 }
 
 /// Decodes through every reader and checks that each returns `samples`
-/// bit-exactly.
+/// bit-exactly, for the head's encoding and the dense one of blocks.
 #[track_caller]
 fn check_round_trip(samples: &[(i64, u64)]) {
     let chunk = encode(samples);
@@ -20,13 +20,28 @@ fn check_round_trip(samples: &[(i64, u64)]) {
     let bits = |s: Sample| (s.t, s.v.to_bits());
     let borrowed: Vec<_> = chunk.iter().map(bits).collect();
     assert_eq!(borrowed, samples);
-    let validated: Vec<_> = ChunkIter::new(chunk.bytes()).unwrap().map(bits).collect();
+    let min_t = samples.first().map_or(0, |s| s.0);
+    let validated: Vec<_> = ChunkIter::new(chunk.bytes(), min_t)
+        .unwrap()
+        .map(bits)
+        .collect();
     assert_eq!(validated, samples);
-    let owned: Vec<_> = OwnedChunkIter::new(Arc::from(chunk.bytes()))
+    let owned: Vec<_> = OwnedChunkIter::new(Arc::from(chunk.bytes()), Encoding::CURRENT, min_t)
         .unwrap()
         .map(bits)
         .collect();
     assert_eq!(owned, samples);
+    let as_samples: Vec<Sample> = samples
+        .iter()
+        .map(|&(t, v)| Sample::new(t, f64::from_bits(v)))
+        .collect();
+    let dense = XorChunk::dense(&as_samples);
+    assert!(dense.bytes().len() <= chunk.bytes().len());
+    let dense_decoded: Vec<_> = ChunkIter::new(dense.bytes(), min_t)
+        .unwrap()
+        .map(bits)
+        .collect();
+    assert_eq!(dense_decoded, samples, "dense");
     let copied: Vec<_> = chunk.to_owned_iter().map(bits).collect();
     assert_eq!(copied, samples);
     if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
@@ -39,7 +54,7 @@ fn empty_chunk_has_no_samples() {
     let chunk = XorChunk::new();
     assert_eq!(chunk.bytes(), &[0, 0]);
     assert_eq!(chunk.iter().count(), 0);
-    assert_eq!(ChunkIter::new(&[0, 0]).unwrap().count(), 0);
+    assert_eq!(ChunkIter::new(&[0, 0], 0).unwrap().count(), 0);
 }
 
 #[test]
@@ -101,7 +116,7 @@ fn open_chunk_is_readable_after_every_append() {
         expected.push(sample);
         assert_eq!(chunk.iter().collect::<Vec<_>>(), expected);
         assert!(
-            ChunkIter::new(chunk.bytes()).is_ok(),
+            ChunkIter::new(chunk.bytes(), 0).is_ok(),
             "after {} samples",
             i + 1
         );
@@ -129,17 +144,17 @@ fn corrupted_bytes_are_rejected() {
     }
     let bytes = chunk.bytes().to_vec();
     assert_eq!(
-        ChunkIter::new(&bytes[..1]).unwrap_err(),
+        ChunkIter::new(&bytes[..1], 0).unwrap_err(),
         DecodeChunkError::TooShort { len: 1 }
     );
     assert!(matches!(
-        ChunkIter::new(&bytes[..bytes.len() - 3]).unwrap_err(),
+        ChunkIter::new(&bytes[..bytes.len() - 3], 0).unwrap_err(),
         DecodeChunkError::Truncated { samples: 50, .. }
     ));
     let mut longer = bytes.clone();
     longer.extend_from_slice(&[0, 0]);
     assert_eq!(
-        ChunkIter::new(&longer).unwrap_err(),
+        ChunkIter::new(&longer, 0).unwrap_err(),
         DecodeChunkError::TrailingBytes { extra: 2 }
     );
     // Zero padding bits decode as "same delta, same value" samples, so a
@@ -148,9 +163,46 @@ fn corrupted_bytes_are_rejected() {
     let mut more_samples = bytes;
     more_samples[1] += 10;
     assert!(matches!(
-        ChunkIter::new(&more_samples).unwrap_err(),
+        ChunkIter::new(&more_samples, 0).unwrap_err(),
         DecodeChunkError::Truncated { samples: 60, .. }
     ));
+}
+
+#[test]
+fn dense_chunks_close_windows_that_hold_every_residual() {
+    let constant: Vec<Sample> = (0..480)
+        .map(|i| Sample::new(1_700_000_000_000 + i * 15_000 + (i * 7) % 3, 42.0))
+        .collect();
+    let dense = XorChunk::dense(&constant);
+    assert!(dense.t_window.closed && dense.v_window.closed);
+    // Header, windows, interval and first value; then the three jitter
+    // values take under 2 bits per sample and the constant value none.
+    assert!(
+        dense.bytes().len() < 12 + 480 * 2 / 8,
+        "{}",
+        dense.bytes().len()
+    );
+    assert_eq!(dense.iter().collect::<Vec<_>>(), constant);
+
+    // A missed scrape needs a time escape: the time window stays open, the
+    // value window closes.
+    let mut gap = constant.clone();
+    gap.remove(100);
+    let dense = XorChunk::dense(&gap);
+    assert!(!dense.t_window.closed && dense.v_window.closed);
+    assert_eq!(dense.iter().collect::<Vec<_>>(), gap);
+    // The head's next chunk starts from open windows.
+    assert!(!XorChunk::after(&dense).v_window.closed);
+}
+
+#[test]
+fn intervals_in_whole_seconds_and_milliseconds_round_trip() {
+    for interval in [15_000, 1_500, 1, 0, -15_000, i64::MAX / 8] {
+        let samples: Vec<(i64, u64)> = (0..5)
+            .map(|i| (1_000 + i * interval, 1.0f64.to_bits()))
+            .collect();
+        check_round_trip(&samples);
+    }
 }
 
 #[test]
@@ -282,9 +334,11 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-        if let Ok(it) = ChunkIter::new(&bytes) {
-            let n = it.num_samples();
-            prop_assert_eq!(it.count(), n);
+        for encoding in [Encoding::XorV3, Encoding::XorV4] {
+            if let Ok(it) = ChunkIter::with_encoding(&bytes, encoding, 0) {
+                let n = it.num_samples();
+                prop_assert_eq!(it.count(), n);
+            }
         }
     }
 }

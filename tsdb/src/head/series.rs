@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering, fence};
 
 use parking_lot::Mutex;
 
-use crate::chunk::{CutRules, OwnedChunkIter, XorChunk};
+use crate::chunk::{CutRules, Encoding, OwnedChunkIter, XorChunk};
 use crate::model::{Labels, Sample, SeriesRef};
 use crate::storage::SampleIterator;
 
@@ -112,7 +112,7 @@ impl HeadChunk {
     /// Iterates the chunk's samples.
     pub fn iter(&self) -> OwnedChunkIter {
         // The head encoded these bytes itself.
-        OwnedChunkIter::new_trusted(Arc::clone(&self.bytes))
+        OwnedChunkIter::new_trusted(Arc::clone(&self.bytes), Encoding::CURRENT, self.min_t)
     }
 }
 
@@ -239,13 +239,10 @@ impl MemSeries {
         let kept: Vec<Sample> = state
             .closed
             .iter()
-            .flat_map(|c| OwnedChunkIter::new_trusted(Arc::clone(&c.bytes)))
-            .chain(
-                state
-                    .open
-                    .iter()
-                    .flat_map(|c| OwnedChunkIter::new_trusted(Arc::<[u8]>::from(c.bytes()))),
-            )
+            .flat_map(|c| {
+                OwnedChunkIter::new_trusted(Arc::clone(&c.bytes), Encoding::CURRENT, c.min_t)
+            })
+            .chain(state.open.iter().flat_map(XorChunk::to_owned_iter))
             .filter(|s| s.t < min_t || s.t > max_t)
             .collect();
         *state = SeriesState::default();
