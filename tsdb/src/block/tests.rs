@@ -186,6 +186,18 @@ fn writer_rejects_bad_input() {
         }],
     );
     assert!(matches!(garbage, Err(Error::InvalidBlockInput { .. })));
+    let mut chunk = XorChunk::new();
+    chunk.append(10, 1.0);
+    chunk.append(20, 2.0);
+    let wrong_min_t = w.add_series(
+        &labels("j", "f"),
+        &[EncodedChunk {
+            min_t: 5,
+            max_t: 20,
+            bytes: chunk.bytes(),
+        }],
+    );
+    assert!(matches!(wrong_min_t, Err(Error::InvalidBlockInput { .. })));
     assert!(BlockWriter::new(dir.path(), BlockId::from_parts(1, 2), 5, 5).is_err());
 }
 

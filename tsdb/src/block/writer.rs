@@ -161,7 +161,19 @@ impl BlockWriter {
             {
                 metas.push(pending.write(self.segments()?)?);
             }
+            let decoded = iter.num_samples();
             pending.samples.extend(iter);
+            // Encoding 4 takes the first timestamp from `min_t`: a wrong one
+            // would shift every sample, which the last one shows.
+            if decoded > 0
+                && let Some(last) = pending.samples.last()
+                && last.t != c.max_t
+            {
+                return Err(invalid(format!(
+                    "chunk [{}, {}] decodes to a last sample at {}",
+                    c.min_t, c.max_t, last.t
+                )));
+            }
             pending.chunks.push(*c);
         }
         if !pending.chunks.is_empty() {
