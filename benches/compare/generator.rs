@@ -266,6 +266,11 @@ impl Target {
         self.prefix_ends.len()
     }
 
+    /// Scrapes served since the start or the last reset.
+    pub fn scrapes(&self) -> u64 {
+        self.state.lock().scrapes
+    }
+
     /// Back to the first scrape's values.
     pub fn reset(&self) {
         let mut state = self.state.lock();

@@ -9,6 +9,7 @@
 //! ```
 
 mod generator;
+mod load;
 mod measure;
 mod remote_write;
 mod report;
@@ -47,7 +48,8 @@ pub enum Error {
 struct Args {
     /// What to compare: `ingest` (storage, memory, disk and queries of all three
     /// systems) or `remote-write` (remote write throughput of Sextant and
-    /// Prometheus in agent mode into VictoriaMetrics, steady and catching up).
+    /// Prometheus in agent mode into VictoriaMetrics, steady and catching up)
+    /// or `load` (Sextant alone with rules and concurrent queries, issue 11).
     #[arg(long, default_value = "ingest")]
     mode: String,
     /// remote-write mode: how long the receiver is down before the catch-up.
@@ -55,11 +57,15 @@ struct Args {
     outage: String,
     /// Sizes to run, comma separated: scrape (50 targets x 2000 series every
     /// 5 s), 100k (20 x 5000 every 10 s), 1m (100 x 10000 every 60 s).
-    #[arg(long, value_delimiter = ',', default_value = "scrape")]
+    /// Default: scrape (load mode: 1m).
+    #[arg(long, value_delimiter = ',')]
     size: Vec<String>,
-    /// How long each system ingests, e.g. 5m, 90s.
-    #[arg(long, default_value = "5m")]
-    duration: String,
+    /// How long each system ingests, e.g. 5m, 90s. Default: 5m (load mode: 30m).
+    #[arg(long)]
+    duration: Option<String>,
+    /// load mode: queries in flight at any time.
+    #[arg(long, default_value_t = 3)]
+    query_concurrency: usize,
     /// Systems to run, in order.
     #[arg(
         long,
@@ -255,14 +261,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let duration = parse_duration(&args.duration)?;
+    let load_mode = args.mode == "load";
+    let duration =
+        parse_duration(
+            args.duration
+                .as_deref()
+                .unwrap_or(if load_mode { "30m" } else { "5m" }),
+        )?;
+    let default_size = vec![if load_mode { "1m" } else { "scrape" }.to_string()];
+    let size_names = if args.size.is_empty() {
+        &default_size
+    } else {
+        &args.size
+    };
     let systems = args
         .systems
         .iter()
         .map(|s| System::parse(s).ok_or_else(|| Error::Usage(format!("unknown system {s:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let sizes = args
-        .size
+    let sizes = size_names
         .iter()
         .map(|s| Size::preset(s, &args))
         .collect::<Result<Vec<_>, _>>()?;
@@ -291,6 +308,23 @@ async fn run(args: Args) -> Result<(), Error> {
         .build()?;
     match args.mode.as_str() {
         "ingest" => {}
+        "load" => {
+            for size in &sizes {
+                load::run(
+                    &binaries,
+                    size,
+                    duration,
+                    args.query_concurrency,
+                    args.seed,
+                    &work,
+                    &args.out,
+                    &client,
+                )
+                .await?;
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            return Ok(());
+        }
         "remote-write" => {
             let outage = parse_duration(&args.outage)?;
             for size in &sizes {
