@@ -80,6 +80,8 @@ impl Latency {
 pub struct QueryLatency {
     pub query: LoadQuery,
     pub latency: Latency,
+    /// Successful answers without any series.
+    pub empty: usize,
     pub first_error: Option<String>,
 }
 
@@ -321,8 +323,9 @@ fn write_config(
     Ok(path)
 }
 
-/// One answered or failed query: (index into the set, latency ms or error).
-type Outcome = (usize, Result<f64, String>);
+/// One answered or failed query: (index into the set, latency ms and
+/// series returned, or the error).
+type Outcome = (usize, Result<(f64, usize), String>);
 
 async fn run_query(
     client: &reqwest::Client,
@@ -330,7 +333,7 @@ async fn run_query(
     query: &LoadQuery,
     began_unix: f64,
     step: f64,
-) -> Result<f64, String> {
+) -> Result<(f64, usize), String> {
     let now = unix_now();
     let mut form = vec![("query", query.expr.clone())];
     let path = if query.range {
@@ -363,7 +366,8 @@ async fn run_query(
                 .collect::<String>()
         ));
     }
-    Ok(elapsed.as_secs_f64() * 1e3)
+    let series = json["data"]["result"].as_array().map_or(0, Vec::len);
+    Ok((elapsed.as_secs_f64() * 1e3, series))
 }
 
 /// Runs the load test at `size` for `duration` and writes its report.
@@ -409,7 +413,10 @@ pub async fn run(
     let step = size.interval_s.max(15) as f64;
 
     // The query client: `query_concurrency` workers, each running the set in
-    // order from its own offset until told to stop.
+    // order from its own offset until told to stop. They start after the
+    // first scrape round (answers over no data would be instant and skew
+    // the percentiles).
+    let queries_from = began + Duration::from_secs(size.interval_s + 1);
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for worker in 0..query_concurrency {
@@ -420,6 +427,7 @@ pub async fn run(
             Arc::clone(&stop),
         );
         workers.push(tokio::spawn(async move {
+            tokio::time::sleep_until(queries_from.into()).await;
             let mut outcomes: Vec<Outcome> = Vec::new();
             let mut next = worker * queries.len() / query_concurrency.max(1);
             while !stop.load(Ordering::Relaxed) {
@@ -475,10 +483,14 @@ pub async fn run(
     for (index, query) in queries.iter().enumerate() {
         let mut latencies = Vec::new();
         let mut errors = 0;
+        let mut empty = 0;
         let mut first_error = None;
         for (_, outcome) in outcomes.iter().filter(|(i, _)| *i == index) {
             match outcome {
-                Ok(ms) => latencies.push(*ms),
+                Ok((ms, series)) => {
+                    latencies.push(*ms);
+                    empty += usize::from(*series == 0);
+                }
                 Err(e) => {
                     errors += 1;
                     first_error.get_or_insert_with(|| e.clone());
@@ -490,6 +502,7 @@ pub async fn run(
         per_query.push(QueryLatency {
             query: query.clone(),
             latency: Latency::of(&latencies, errors),
+            empty,
             first_error,
         });
     }
@@ -609,17 +622,19 @@ pub fn markdown(run: &LoadRun) -> String {
     );
     let _ = writeln!(
         md,
-        "| query | kind | count | errors | p50 ms | p90 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        "Queries run from the end of the first scrape interval on; \"empty\" counts answers without series.\n\n\
+         | query | kind | count | errors | empty | p50 ms | p90 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
     for q in &run.queries {
         let l = &q.latency;
         let _ = writeln!(
             md,
-            "| `{}` | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| `{}` | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
             q.query.expr.replace('|', "\\|"),
             if q.query.range { "range" } else { "instant" },
             l.count,
             l.errors,
+            q.empty,
             l.p50_ms,
             l.p90_ms,
             l.p99_ms,
