@@ -234,7 +234,14 @@ impl Server {
             targets: scraping.targets_source(),
             metadata: Box::new(Vec::new),
         };
-        let recommender = start_recommender(&loaded.config, &backend, &clock, &registry).await?;
+        let recommender = start_recommender(
+            &loaded.config,
+            &backend,
+            &clock,
+            &registry,
+            recommender::checkpoint_path(&storage_path),
+        )
+        .await?;
         let metrics_api = metrics_api::MetricsApiService::start(
             &loaded.config.metrics_api,
             options.metrics_api_listen.as_deref(),
@@ -554,12 +561,14 @@ async fn start_recommender(
     backend: &Arc<LocalBackend>,
     clock: &Arc<dyn Clock>,
     registry: &Registry,
+    checkpoint_path: PathBuf,
 ) -> anyhow::Result<recommender::RecommenderService> {
     recommender::RecommenderService::start(
         &config.autoscaler,
         Arc::clone(backend),
         Arc::clone(clock),
         registry,
+        Some(checkpoint_path),
     )
     .await
 }

@@ -207,6 +207,124 @@ async fn serve_builds_recommendations_from_stored_history() {
     running.await.unwrap().unwrap();
 }
 
+/// One run of `sextant serve` over `data`: the workloads of its
+/// `/api/v1/recommendations` and its `/metrics` text, read once the server is ready
+/// (the first refresh done), then a graceful stop.
+async fn serve_once(data: &Path, config: &Path) -> (serde_json::Value, String) {
+    let mut options = ServeOptions::new("127.0.0.1:0");
+    options.storage_path = Some(data.to_path_buf());
+    options.config_file = Some(config.to_path_buf());
+    let server = Server::start(options).await.unwrap();
+    let base = format!("http://{}", server.addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let get = async |path: &str| {
+        reqwest::get(format!("{base}{path}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&get("/api/v1/recommendations").await).unwrap();
+    let metrics = get("/metrics").await;
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    (json["data"]["workloads"].clone(), metrics)
+}
+
+/// The value of an unlabelled series in a `/metrics` text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The numbers of every container's recommendation.
+fn bounds(workloads: &serde_json::Value) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for c in workloads[0]["containers"].as_array().unwrap() {
+        for resource in ["cpu", "memory"] {
+            for field in ["lower_bound", "target", "upper_bound"] {
+                out.push(c[resource][field].clone());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_restores_vpa_checkpoints_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = tsdb::clock::Clock::now_ms(&tsdb::clock::SystemClock);
+    write_cluster(&data, now + 10 * 60_000);
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(&config, format!("{CONFIG}  checkpoint_interval: 10m\n")).unwrap();
+    let checkpoints = data.join("autoscaler/checkpoints.jsonl");
+
+    // First start: every model built from 8 days of history (2 pods x 2 containers
+    // x 11,521 one-minute steps, CPU and memory); the checkpoint written at shutdown.
+    let (built, metrics) = serve_once(&data, &config).await;
+    check_report(&built, false);
+    let fed = metric(&metrics, "sextant_recommendation_vpa_samples_fed_total");
+    assert!(fed >= 4.0 * 2.0 * 11_520.0, "{fed}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "sextant_recommendation_checkpoint_restored_workloads"
+        ),
+        0.0
+    );
+    let file = std::fs::read_to_string(&checkpoints).unwrap();
+    assert!(
+        file.starts_with(r#"{"format":"sextant-vpa-checkpoints","version":1,"#),
+        "{file}"
+    );
+    assert_eq!(file.lines().count(), 3, "header, shop/web, trailer");
+
+    // Restart: the model is restored and fed only the minutes since the checkpoint;
+    // the recommendation is the same, from the same history.
+    let (restored, metrics) = serve_once(&data, &config).await;
+    check_report(&restored, false);
+    assert_eq!(
+        metric(
+            &metrics,
+            "sextant_recommendation_checkpoint_restored_workloads"
+        ),
+        1.0
+    );
+    let fed = metric(&metrics, "sextant_recommendation_vpa_samples_fed_total");
+    assert!(fed < 100.0, "a restored model re-read {fed} samples");
+    assert_eq!(bounds(&restored), bounds(&built));
+    assert_eq!(
+        restored[0]["inputs"]["history_start_ms"],
+        built[0]["inputs"]["history_start_ms"]
+    );
+
+    // A damaged file is ignored (logged): the model is built from history again.
+    let text = std::fs::read(&checkpoints).unwrap();
+    std::fs::write(&checkpoints, &text[..text.len() / 2]).unwrap();
+    let (rebuilt, metrics) = serve_once(&data, &config).await;
+    check_report(&rebuilt, false);
+    assert_eq!(
+        metric(
+            &metrics,
+            "sextant_recommendation_checkpoint_restored_workloads"
+        ),
+        0.0
+    );
+    assert!(
+        metric(&metrics, "sextant_recommendation_vpa_samples_fed_total") >= 4.0 * 2.0 * 11_520.0
+    );
+    assert_eq!(bounds(&rebuilt), bounds(&built));
+}
+
 /// 2023-11-15T00:00:00Z.
 const END: i64 = 1_700_006_400_000;
 

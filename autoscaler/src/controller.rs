@@ -186,6 +186,14 @@ impl PodOwners {
     }
 }
 
+/// The namespaces of `workloads`, sorted, each once.
+fn namespaces_of(workloads: &[WorkloadRef]) -> Vec<&str> {
+    let mut namespaces: Vec<&str> = workloads.iter().map(|w| w.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    namespaces
+}
+
 pub(crate) fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -352,9 +360,7 @@ impl<'a, B: QueryBackend> Source<'a, B> {
         }
         let workloads: Vec<WorkloadRef> = feeds.iter().map(|f| f.workload.clone()).collect();
         let owners = PodOwners::new(&workloads);
-        let mut namespaces: Vec<&str> = workloads.iter().map(|w| w.namespace.as_str()).collect();
-        namespaces.sort_unstable();
-        namespaces.dedup();
+        let namespaces = namespaces_of(&workloads);
         let step = self.options.vpa_step;
         let cpu_query = queries::cpu_usage_in_namespaces(&namespaces, step);
         let memory_query = queries::memory_working_set_in_namespaces(&namespaces);
@@ -403,6 +409,94 @@ impl<'a, B: QueryBackend> Source<'a, B> {
             if let Some((_, v)) = points.last() {
                 let entry = out.entry(container).or_insert(*v);
                 *entry = entry.max(*v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Source::current_requests`] of many workloads at once: one query for all
+    /// their namespaces, its series handed to the workloads owning the pods (as
+    /// [`Source::feed_vpa_many`] does), so a refresh of thousands of workloads runs
+    /// one query instead of one per workload. Returns one map per workload, in order.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when the query fails.
+    pub async fn current_requests_many(
+        &self,
+        workloads: &[WorkloadRef],
+        resource: &str,
+        at_ms: i64,
+    ) -> Result<Vec<BTreeMap<String, f64>>> {
+        let mut out = vec![BTreeMap::new(); workloads.len()];
+        if workloads.is_empty() {
+            return Ok(out);
+        }
+        let namespaces = namespaces_of(workloads);
+        let value = self
+            .instant(
+                queries::requests_in_namespaces(&namespaces, resource),
+                at_ms,
+            )
+            .await?;
+        let owners = PodOwners::new(workloads);
+        let Value::Vector(vector) = &value else {
+            return Ok(out);
+        };
+        for sample in vector {
+            let (Some(namespace), Some(pod)) =
+                (sample.labels.get("namespace"), sample.labels.get("pod"))
+            else {
+                continue;
+            };
+            let container = sample.labels.get("container").unwrap_or_default();
+            for owner in owners.owners(namespace, pod) {
+                if let Some(requests) = out.get_mut(owner) {
+                    let entry = requests.entry(container.to_string()).or_insert(sample.v);
+                    *entry = entry.max(sample.v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Source::spec_replicas`] of many workloads at once: one query per kind for
+    /// all their namespaces. Returns one value per workload, in order.
+    ///
+    /// # Errors
+    /// [`Error::Query`] when a query fails.
+    pub async fn spec_replicas_many(
+        &self,
+        workloads: &[WorkloadRef],
+        at_ms: i64,
+    ) -> Result<Vec<Option<f64>>> {
+        let mut out = vec![None; workloads.len()];
+        for kind in [
+            WorkloadKind::Deployment,
+            WorkloadKind::StatefulSet,
+            WorkloadKind::DaemonSet,
+            WorkloadKind::ReplicaSet,
+        ] {
+            let of_kind: Vec<&WorkloadRef> = workloads.iter().filter(|w| w.kind == kind).collect();
+            if of_kind.is_empty() {
+                continue;
+            }
+            let mut namespaces: Vec<&str> = of_kind.iter().map(|w| w.namespace.as_str()).collect();
+            namespaces.sort_unstable();
+            namespaces.dedup();
+            let (query, label) = queries::spec_replicas_in_namespaces(kind, &namespaces);
+            let value = self.instant(query, at_ms).await?;
+            let Value::Vector(vector) = &value else {
+                continue;
+            };
+            let found: HashMap<(&str, &str), f64> = vector
+                .iter()
+                .filter(|s| s.v.is_finite())
+                .filter_map(|s| Some(((s.labels.get("namespace")?, s.labels.get(label)?), s.v)))
+                .collect();
+            for (i, w) in workloads.iter().enumerate() {
+                if w.kind == kind {
+                    out[i] = found.get(&(w.namespace.as_str(), w.name.as_str())).copied();
+                }
             }
         }
         Ok(out)

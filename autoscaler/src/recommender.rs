@@ -8,7 +8,9 @@
 //! binary serves the report as `/api/v1/recommendations` and as
 //! `sextant_recommendation_*` metrics, and prints it from `sextant recommend`.
 
-use std::collections::BTreeMap;
+pub mod checkpoint;
+
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tsdb::model::TimeRange;
@@ -158,6 +160,21 @@ pub struct Recommender {
     tracked: Vec<Tracked>,
     /// Pods' requests from the Kubernetes API, preferred over kube-state-metrics.
     pod_requests: Option<PodRequests>,
+    /// Usage samples fed into the VPA models by this recommender (not counting
+    /// those behind restored checkpoints).
+    samples_fed: u64,
+}
+
+/// What [`Recommender::restore_checkpoints`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restored {
+    /// Workloads whose model was restored.
+    pub workloads: usize,
+    /// Checkpoints of workloads not in the list (or without VPA), left unused.
+    pub unused: usize,
+    /// Checkpoints that could not be loaded, with the reason; their workloads
+    /// build their model from history.
+    pub failed: Vec<String>,
 }
 
 impl Recommender {
@@ -169,7 +186,97 @@ impl Recommender {
             options,
             tracked: workloads.into_iter().map(Tracked::new).collect(),
             pod_requests: None,
+            samples_fed: 0,
         })
+    }
+
+    /// Usage samples (CPU plus memory) fed into the VPA models by this recommender
+    /// since it was created; restored models count only what was fed after the
+    /// restore.
+    pub fn samples_fed(&self) -> u64 {
+        self.samples_fed
+    }
+
+    fn checkpoint_header(&self, saved_ms: i64) -> checkpoint::Header {
+        checkpoint::Header::new(
+            &self.options.vpa,
+            ms(self.options.source.vpa_step),
+            saved_ms,
+        )
+    }
+
+    /// Writes every workload's VPA model in the checkpoint format
+    /// ([`checkpoint`]), for [`Recommender::restore_checkpoints`] after a restart.
+    /// Returns how many workloads were written.
+    ///
+    /// # Errors
+    /// What `out` returns.
+    pub fn write_checkpoints(
+        &self,
+        out: impl std::io::Write,
+        saved_ms: i64,
+    ) -> std::io::Result<usize> {
+        let records = self.tracked.iter().filter_map(|t| {
+            let (Some(model), Some(fed_until_ms)) = (&t.model, t.fed_until_ms) else {
+                return None;
+            };
+            Some(checkpoint::Record {
+                workload: t.spec.workload(),
+                fed_from_ms: t.fed_from_ms,
+                fed_until_ms,
+                cpu_samples: t.fed.cpu_samples,
+                memory_samples: t.fed.memory_samples,
+                dropped_samples: t.fed.dropped,
+                model: model.save(),
+            })
+        });
+        let count = self
+            .tracked
+            .iter()
+            .filter(|t| t.model.is_some() && t.fed_until_ms.is_some())
+            .count();
+        checkpoint::write(out, &self.checkpoint_header(saved_ms), records)?;
+        Ok(count)
+    }
+
+    /// Restores the models of a checkpoint file written by
+    /// [`Recommender::write_checkpoints`] into the listed workloads that have no
+    /// model yet: their next refresh feeds only the steps after the checkpoint's
+    /// last one (at most `vpa_history` of them) instead of building from history.
+    ///
+    /// # Errors
+    /// [`Error::InvalidCheckpoint`] when the file is damaged, of another version,
+    /// or written for other decay settings: nothing is restored then.
+    pub fn restore_checkpoints(&mut self, bytes: &[u8]) -> Result<Restored> {
+        let (header, records) = checkpoint::read(bytes)?;
+        header
+            .compatible(&self.checkpoint_header(header.saved_ms))
+            .map_err(Error::InvalidCheckpoint)?;
+        let mut by_workload: HashMap<WorkloadRef, checkpoint::Record> = records
+            .into_iter()
+            .map(|r| (r.workload.clone(), r))
+            .collect();
+        let mut restored = Restored::default();
+        for t in &mut self.tracked {
+            if !t.spec.vpa.enabled || t.model.is_some() {
+                continue;
+            }
+            let Some(record) = by_workload.remove(&t.spec.workload()) else {
+                continue;
+            };
+            match vpa::Workload::load(self.options.vpa.clone(), &record.model) {
+                Ok(model) => {
+                    t.model = Some(model);
+                    t.fed_until_ms = Some(record.fed_until_ms);
+                    t.fed_from_ms = record.fed_from_ms;
+                    t.fed = record.stats();
+                    restored.workloads += 1;
+                }
+                Err(e) => restored.failed.push(format!("{}: {e}", record.workload)),
+            }
+        }
+        restored.unused = by_workload.len();
+        Ok(restored)
     }
 
     /// The pods' requests as the Kubernetes API reports them now, used by the
@@ -211,12 +318,26 @@ impl Recommender {
     /// workload, never for the whole report.
     pub async fn refresh<B: QueryBackend>(&mut self, backend: &B, now_ms: i64) -> Report {
         let source = Source::new(backend, self.options.source.clone());
-        let model_errors = update_models(&mut self.tracked, &source, &self.options, now_ms).await;
+        let (model_errors, fed) =
+            update_models(&mut self.tracked, &source, &self.options, now_ms).await;
+        self.samples_fed += fed;
+        let mut prefetched = prefetch(&self.tracked, &source, now_ms).await.into_iter();
         let mut workloads = Vec::with_capacity(self.tracked.len());
         for (tracked, model_error) in self.tracked.iter_mut().zip(model_errors) {
             let api = self.pod_requests.as_ref();
-            workloads
-                .push(refresh_one(tracked, &source, &self.options, now_ms, model_error, api).await);
+            let inputs = prefetched.next().unwrap_or_default();
+            workloads.push(
+                refresh_one(
+                    tracked,
+                    &source,
+                    &self.options,
+                    now_ms,
+                    model_error,
+                    api,
+                    inputs,
+                )
+                .await,
+            );
         }
         Report {
             time_ms: now_ms,
@@ -229,6 +350,63 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// What the refresh reads for every workload, queried for all of them at once.
+#[derive(Debug, Default)]
+struct Prefetched {
+    spec_replicas: Option<std::result::Result<Option<f64>, String>>,
+    /// Resource -> the requests per container (kube-state-metrics).
+    requests: BTreeMap<&'static str, std::result::Result<BTreeMap<String, f64>, String>>,
+}
+
+/// Each workload's replicas and, for those with VPA, its containers' requests:
+/// one query per workload kind and one per resource for all workloads
+/// ([`Source::spec_replicas_many`], [`Source::current_requests_many`]) instead of
+/// three per workload, which is what dominated a refresh of thousands of them.
+async fn prefetch<B: QueryBackend>(
+    tracked: &[Tracked],
+    source: &Source<'_, B>,
+    now_ms: i64,
+) -> Vec<Prefetched> {
+    let mut out: Vec<Prefetched> = tracked.iter().map(|_| Prefetched::default()).collect();
+    let all: Vec<WorkloadRef> = tracked.iter().map(|t| t.spec.workload()).collect();
+    match source.spec_replicas_many(&all, now_ms).await {
+        Ok(replicas) => {
+            for (p, r) in out.iter_mut().zip(replicas) {
+                p.spec_replicas = Some(Ok(r));
+            }
+        }
+        Err(e) => {
+            for p in &mut out {
+                p.spec_replicas = Some(Err(e.to_string()));
+            }
+        }
+    }
+    let (with_vpa, vpa_workloads): (Vec<usize>, Vec<WorkloadRef>) = tracked
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.spec.vpa.enabled)
+        .map(|(i, t)| (i, t.spec.workload()))
+        .unzip();
+    for resource in [CPU, MEMORY] {
+        match source
+            .current_requests_many(&vpa_workloads, resource, now_ms)
+            .await
+        {
+            Ok(requests) => {
+                for (&i, r) in with_vpa.iter().zip(requests) {
+                    out[i].requests.insert(resource, Ok(r));
+                }
+            }
+            Err(e) => {
+                for &i in &with_vpa {
+                    out[i].requests.insert(resource, Err(e.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
 async fn refresh_one<B: QueryBackend>(
     tracked: &mut Tracked,
     source: &Source<'_, B>,
@@ -236,6 +414,7 @@ async fn refresh_one<B: QueryBackend>(
     now_ms: i64,
     model_error: Option<String>,
     pod_requests: Option<&PodRequests>,
+    mut prefetched: Prefetched,
 ) -> WorkloadRecommendation {
     let api_pods = pod_requests
         .map(|r| r.of(&tracked.spec.workload()))
@@ -244,10 +423,10 @@ async fn refresh_one<B: QueryBackend>(
     let workload = tracked.spec.workload();
     let mut errors = Vec::new();
     let mut queries_used = Vec::new();
-    let current_replicas = match source.spec_replicas(&workload, now_ms).await {
+    let current_replicas = match prefetched.spec_replicas.take().unwrap_or(Ok(None)) {
         Ok(r) => r.map(|r| r as i32),
         Err(e) => {
-            errors.push(e.to_string());
+            errors.push(e);
             None
         }
     };
@@ -265,11 +444,15 @@ async fn refresh_one<B: QueryBackend>(
                 continue;
             }
             queries_used.push(queries::requests(&workload, resource));
-            match source.current_requests(&workload, resource, now_ms).await {
+            match prefetched
+                .requests
+                .remove(resource)
+                .unwrap_or(Ok(BTreeMap::new()))
+            {
                 Ok(r) => {
                     requests.insert(resource, r);
                 }
-                Err(e) => errors.push(e.to_string()),
+                Err(e) => errors.push(e),
             }
         }
         if let Some(model) = &tracked.model {
@@ -358,16 +541,20 @@ async fn refresh_one<B: QueryBackend>(
 /// from `source.vpa_history` of history on the first call, then fed the steps
 /// after the last one fed. Workloads needing the same range are fed together
 /// ([`Source::feed_vpa_many`]: one query per resource and piece of time for all of
-/// them), so a start-up over thousands of workloads runs few queries. Returns each
-/// workload's error, if its queries failed.
+/// them), so a start-up over thousands of workloads runs few queries. A model
+/// restored from a checkpoint older than `vpa_history` is fed the last
+/// `vpa_history` only. Returns each workload's error, if its queries failed, and the
+/// samples fed.
 async fn update_models<B: QueryBackend>(
     tracked: &mut [Tracked],
     source: &Source<'_, B>,
     options: &Options,
     now_ms: i64,
-) -> Vec<Option<String>> {
+) -> (Vec<Option<String>>, u64) {
     let mut errors = vec![None; tracked.len()];
+    let mut fed = 0u64;
     let step_ms = ms(options.source.vpa_step).max(1);
+    let history_start = now_ms.saturating_sub(ms(options.source.vpa_history));
     // The first step each workload needs -> the workloads needing it.
     let mut by_start: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (i, t) in tracked.iter().enumerate() {
@@ -375,44 +562,56 @@ async fn update_models<B: QueryBackend>(
             continue;
         }
         let start = match t.fed_until_ms {
-            Some(until) => until.saturating_add(step_ms),
-            None => now_ms.saturating_sub(ms(options.source.vpa_history)),
+            Some(until) => until.saturating_add(step_ms).max(history_start),
+            None => history_start,
         };
         if start <= now_ms {
             by_start.entry(start).or_default().push(i);
         }
     }
     for (start, indexes) in by_start {
-        let mut models = Vec::with_capacity(indexes.len());
-        for &i in &indexes {
-            let model = match tracked[i].model.take() {
-                Some(model) => Ok(model),
-                None => vpa::Workload::new(options.vpa.clone()),
-            };
-            match model {
-                Ok(model) => models.push((i, model)),
-                Err(e) => errors[i] = Some(e.to_string()),
+        // The models stay in place while fed (borrowed, not taken), so that a
+        // refresh dropped halfway (a shutdown) leaves every model in its workload,
+        // ready to be checkpointed; the steps half fed are fed again next time and
+        // the model drops the duplicates.
+        let mut feeds: Vec<Feed<'_>> = Vec::with_capacity(indexes.len());
+        let mut fed_indexes = Vec::with_capacity(indexes.len());
+        let mut wanted = indexes.iter().copied().peekable();
+        for (i, t) in tracked.iter_mut().enumerate() {
+            if wanted.peek() != Some(&i) {
+                continue;
+            }
+            wanted.next();
+            if t.model.is_none() {
+                match vpa::Workload::new(options.vpa.clone()) {
+                    Ok(model) => t.model = Some(model),
+                    Err(e) => errors[i] = Some(e.to_string()),
+                }
+            }
+            let workload = t.spec.workload();
+            if let Some(model) = t.model.as_mut() {
+                let stats = FeedStats::default();
+                fed_indexes.push(i);
+                feeds.push(Feed {
+                    workload,
+                    model,
+                    stats,
+                });
             }
         }
-        let mut feeds: Vec<Feed<'_>> = models
-            .iter_mut()
-            .map(|(i, model)| Feed {
-                workload: tracked[*i].spec.workload(),
-                model,
-                stats: FeedStats::default(),
-            })
-            .collect();
         let outcome = source
             .feed_vpa_many(&mut feeds, TimeRange::new(start, now_ms))
             .await;
         let stats: Vec<FeedStats> = feeds.iter().map(|f| f.stats).collect();
         drop(feeds);
-        for ((i, mut model), stats) in models.into_iter().zip(stats) {
-            model.garbage_collect(now_ms);
+        for (i, stats) in fed_indexes.into_iter().zip(stats) {
             let t = &mut tracked[i];
-            t.model = Some(model);
+            if let Some(model) = t.model.as_mut() {
+                model.garbage_collect(now_ms);
+            }
             match &outcome {
                 Ok(()) => {
+                    fed += (stats.cpu_samples + stats.memory_samples) as u64;
                     t.fed.add(stats);
                     t.fed_until_ms = Some(start + (now_ms - start) / step_ms * step_ms);
                     t.fed_from_ms.get_or_insert(start);
@@ -421,7 +620,7 @@ async fn update_models<B: QueryBackend>(
             }
         }
     }
-    errors
+    (errors, fed)
 }
 
 /// Every workload's recommendation at one time.

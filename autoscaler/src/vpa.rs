@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use aggregate::{AggregateState, ContainerState, OomError};
+pub use aggregate::{AggregateCheckpoint, AggregateState, ContainerState, OomError};
 pub use estimator::{Amount, Bounds, ContainerRecommendation, Resource, recommend};
 pub use histogram::{Histogram, HistogramCheckpoint, HistogramOptions};
 
@@ -232,6 +232,85 @@ impl Workload {
     pub fn recommend(&self, policy: Option<&PodResourcePolicy>) -> Vec<ContainerRecommendation> {
         recommend(&self.aggregates, &self.options, policy)
     }
+
+    /// The checkpoint form: each container name's histograms in the form of a
+    /// `VerticalPodAutoscalerCheckpoint` (bucket weights scaled to at most 10,000),
+    /// plus each pod's container state, so that feeding goes on after a restore as
+    /// it would have without one (duplicates dropped, the current memory peak kept).
+    pub fn save(&self) -> WorkloadCheckpoint {
+        let mut containers: Vec<ContainerRecord> = self
+            .containers
+            .iter()
+            .map(|((pod, container), state)| ContainerRecord {
+                pod: pod.clone(),
+                container: container.clone(),
+                state: state.clone(),
+            })
+            .collect();
+        containers.sort_by(|a, b| (&a.pod, &a.container).cmp(&(&b.pod, &b.container)));
+        WorkloadCheckpoint {
+            aggregates: self
+                .aggregates
+                .iter()
+                .map(|(name, a)| {
+                    let record = AggregateRecord {
+                        created_ms: a.created_ms,
+                        state: a.save(),
+                    };
+                    (name.clone(), record)
+                })
+                .collect(),
+            containers,
+        }
+    }
+
+    /// A model restored from [`Workload::save`]'s form.
+    ///
+    /// # Errors
+    /// When `options` are invalid or the checkpoint does not fit the bucket schemes.
+    pub fn load(options: Options, checkpoint: &WorkloadCheckpoint) -> Result<Workload> {
+        let mut workload = Workload::new(options)?;
+        for (name, record) in &checkpoint.aggregates {
+            let mut state = AggregateState::new(&workload.options, record.created_ms)?;
+            state.load(&record.state)?;
+            workload.aggregates.insert(name.clone(), state);
+        }
+        for record in &checkpoint.containers {
+            workload.containers.insert(
+                (record.pod.clone(), record.container.clone()),
+                record.state.clone(),
+            );
+        }
+        Ok(workload)
+    }
+}
+
+/// A [`Workload`] in checkpoint form ([`Workload::save`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadCheckpoint {
+    /// Container name -> its shared histograms.
+    pub aggregates: BTreeMap<String, AggregateRecord>,
+    /// One entry per pod and container, sorted.
+    pub containers: Vec<ContainerRecord>,
+}
+
+/// One container name's [`AggregateState`] in checkpoint form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateRecord {
+    /// When the state was created (Unix ms), for the expiry of states without samples.
+    pub created_ms: i64,
+    pub state: AggregateCheckpoint,
+}
+
+/// One pod's container state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRecord {
+    pub pod: String,
+    pub container: String,
+    pub state: ContainerState,
 }
 
 #[cfg(test)]
@@ -272,5 +351,44 @@ mod tests {
             ..Options::default()
         };
         assert!(Workload::new(bad).is_err());
+    }
+
+    #[test]
+    fn a_restored_model_recommends_and_feeds_on_as_the_original() {
+        let mut w = Workload::new(Options::default()).unwrap();
+        let feed = |w: &mut Workload, from: i64, to: i64| {
+            for i in from..to {
+                let t = T0 + i * 60_000;
+                w.add_cpu_sample("web-1", "app", t, 200 + (i % 7) * 50);
+                w.add_memory_sample("web-1", "app", t, 300_000_000 + (i % 5) * 1_000_000);
+                w.add_cpu_sample("web-1", "proxy", t, 20);
+            }
+        };
+        feed(&mut w, 0, 3 * 1440);
+        let checkpoint = w.save();
+        let json = serde_json::to_string(&checkpoint).unwrap();
+        let parsed: WorkloadCheckpoint = serde_json::from_str(&json).unwrap();
+        let mut restored = Workload::load(Options::default(), &parsed).unwrap();
+        assert_eq!(restored.recommend(None), w.recommend(None));
+        // The pod's state came back: the last sample is a duplicate, the memory
+        // peak of the current interval is not added twice.
+        assert!(!restored.add_cpu_sample("web-1", "app", T0 + (3 * 1440 - 1) * 60_000, 200));
+        feed(&mut w, 3 * 1440, 4 * 1440);
+        feed(&mut restored, 3 * 1440, 4 * 1440);
+        assert_eq!(restored.recommend(None), w.recommend(None));
+        assert_eq!(
+            restored.aggregates()["app"].total_samples,
+            w.aggregates()["app"].total_samples
+        );
+        let mut bad = checkpoint.clone();
+        bad.aggregates
+            .get_mut("app")
+            .unwrap()
+            .state
+            .cpu
+            .histogram
+            .bucket_weights
+            .insert(500, 1);
+        assert!(Workload::load(Options::default(), &bad).is_err());
     }
 }

@@ -301,12 +301,38 @@ hpa:
     )
     .unwrap();
     assert_eq!(spec.validate(), Ok(()));
-    let mut recommender = Recommender::new(vec![spec], RecommenderOptions::default()).unwrap();
+    let mut recommender =
+        Recommender::new(vec![spec.clone()], RecommenderOptions::default()).unwrap();
     let first = block_on(recommender.refresh(&backend, END - 10 * 60_000));
     let web = &first.workloads[0];
     // The first step is the first scrape: rate() has a single sample there.
     assert_eq!(web.inputs.cpu_samples, 2 * 2 * 11_520);
+    // Memory has a sample at the first step too.
+    assert_eq!(recommender.samples_fed(), 2 * 2 * (11_520 + 11_521));
+    // A restart: the checkpoint restores the model, and only the 10 minutes since
+    // are fed (2 pods x 2 containers x 10 steps, CPU and memory).
+    let mut file = Vec::new();
+    assert_eq!(
+        recommender
+            .write_checkpoints(&mut file, END - 10 * 60_000)
+            .unwrap(),
+        1
+    );
+    let mut restarted = Recommender::new(vec![spec], RecommenderOptions::default()).unwrap();
+    let restored = restarted.restore_checkpoints(&file).unwrap();
+    assert_eq!((restored.workloads, restored.unused), (1, 0));
+    let after_restart = block_on(restarted.refresh(&backend, END));
+    assert_eq!(restarted.samples_fed(), 2 * 2 * 10 * 2);
     let report = block_on(recommender.refresh(&backend, END));
+    assert_eq!(
+        after_restart.workloads[0].containers,
+        report.workloads[0].containers
+    );
+    assert_eq!(
+        after_restart.workloads[0].inputs,
+        report.workloads[0].inputs
+    );
+    assert!(restarted.restore_checkpoints(&file[1..]).is_err());
     let web = &report.workloads[0];
     assert_eq!(web.errors, Vec::<String>::new());
     assert_eq!(web.inputs.cpu_samples, 2 * 2 * (11_520 + 10));
@@ -440,4 +466,47 @@ fn models_fed_together_equal_models_fed_one_by_one() {
         })
         .collect();
     assert_eq!(samples, [2 * 1441, 2 * 1441, 2 * 1441, 1441, 0]);
+}
+
+/// The replicas and requests a refresh reads for all workloads at once are what
+/// each workload's own queries read.
+#[test]
+fn replicas_and_requests_read_together_equal_one_by_one() {
+    let backend = cluster();
+    let source = Source::new(&backend, SourceOptions::default());
+    let workloads = [
+        ("shop", WorkloadKind::Deployment, "web"),
+        ("shop", WorkloadKind::ReplicaSet, "web-7d4b9c8f6b"),
+        ("shop", WorkloadKind::Deployment, "web-admin"),
+        ("shop", WorkloadKind::StatefulSet, "web"),
+        ("lab", WorkloadKind::Deployment, "web"),
+    ]
+    .map(|(namespace, kind, name)| WorkloadRef {
+        namespace: namespace.into(),
+        kind,
+        name: name.into(),
+    });
+    let replicas = block_on(source.spec_replicas_many(&workloads, END)).unwrap();
+    assert_eq!(replicas, [Some(2.0), None, None, None, None]);
+    for resource in ["cpu", "memory"] {
+        let together = block_on(source.current_requests_many(&workloads, resource, END)).unwrap();
+        for (workload, together) in workloads.iter().zip(&together) {
+            let alone = block_on(source.current_requests(workload, resource, END)).unwrap();
+            assert_eq!(together, &alone, "{workload} {resource}");
+        }
+        if resource == "cpu" {
+            assert_eq!(together[0]["app"], 0.5);
+            assert_eq!(together[0]["proxy"], 0.1);
+            assert_eq!(
+                together[1], together[0],
+                "the ReplicaSet owns the same pods"
+            );
+        }
+    }
+    for (workload, together) in workloads.iter().zip(replicas) {
+        assert_eq!(
+            block_on(source.spec_replicas(workload, END)).unwrap(),
+            together
+        );
+    }
 }

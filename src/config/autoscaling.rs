@@ -7,6 +7,7 @@
 //! autoscaler:
 //!   refresh_interval: 1m
 //!   history: 8d
+//!   checkpoint_interval: 10m   # VPA models saved to <storage.path>/autoscaler/; 0s: never
 //!   workloads:
 //!     - namespace: shop
 //!       kind: Deployment
@@ -42,6 +43,10 @@ fn default_history() -> Duration {
     Duration::from_secs(8 * 24 * 3600)
 }
 
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(600)
+}
+
 /// `autoscaler`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +60,15 @@ pub struct AutoscalerConfig {
     /// How much history builds the VPA model at start-up (8d, VPA's memory window).
     #[serde(default = "default_history", with = "scraper::config::duration")]
     pub history: Duration,
+    /// How often every workload's VPA model is saved to
+    /// `<storage.path>/autoscaler/checkpoints.jsonl` (10m, VPA's default; also at
+    /// shutdown), restored at start so that a restart feeds only the minutes since
+    /// (`autoscaler/docs/format/checkpoints.md`). `0s`: no checkpoints.
+    #[serde(
+        default = "default_checkpoint_interval",
+        with = "scraper::config::duration"
+    )]
+    pub checkpoint_interval: Duration,
     #[serde(default, deserialize_with = "null_default")]
     pub workloads: Vec<WorkloadSpec>,
     /// Kubernetes API access: workloads annotated `sextant.io/recommend: "true"`
@@ -85,6 +99,7 @@ impl Default for AutoscalerConfig {
         AutoscalerConfig {
             refresh_interval: default_refresh_interval(),
             history: default_history(),
+            checkpoint_interval: default_checkpoint_interval(),
             workloads: Vec::new(),
             kubernetes: None,
         }

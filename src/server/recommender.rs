@@ -3,7 +3,13 @@
 //! every `autoscaler.refresh_interval`, feeding only the samples that arrived since.
 //! The latest [`Report`] is shared with `/api/v1/recommendations` and rendered as
 //! `sextant_recommendation_*` gauges on `/metrics`.
+//!
+//! The models are saved every `autoscaler.checkpoint_interval` and at shutdown to
+//! `<storage.path>/autoscaler/checkpoints.jsonl`
+//! (`autoscaler/docs/format/checkpoints.md`) and restored at start, so that a
+//! restart feeds the minutes since the last checkpoint instead of days of history.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +40,102 @@ struct RefreshStats {
     runs: u64,
     last_duration_s: f64,
     last_time_ms: Option<i64>,
+    /// Usage samples fed into the VPA models by this process.
+    samples_fed: u64,
+    /// Workloads whose model came from the checkpoint file at start.
+    restored: usize,
+    checkpoints_written: u64,
+    checkpoint_failures: u64,
+    last_checkpoint_ms: Option<i64>,
+}
+
+/// The checkpoint file in the data directory.
+pub fn checkpoint_path(storage_path: &Path) -> PathBuf {
+    storage_path.join("autoscaler").join("checkpoints.jsonl")
+}
+
+/// Restores the models of the checkpoint file, if there is a usable one; a
+/// damaged or incompatible file is logged and ignored. Returns the workloads
+/// restored.
+async fn restore_checkpoints(recommender: &mut Recommender, path: &Path) -> usize {
+    let bytes = match tokio::fs::read(path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "Cannot read the recommender checkpoints; building the models from history.");
+            return 0;
+        }
+    };
+    match recommender.restore_checkpoints(&bytes) {
+        Ok(restored) => {
+            for failed in &restored.failed {
+                tracing::warn!(checkpoint = %failed, "A workload's checkpoint was not restored; building its model from history.");
+            }
+            tracing::info!(
+                path = %path.display(),
+                restored = restored.workloads,
+                unused = restored.unused,
+                "Recommender checkpoints restored."
+            );
+            restored.workloads
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "Ignoring the recommender checkpoint file; building the models from history.");
+            0
+        }
+    }
+}
+
+/// Writes every model to `path` atomically: a temporary file beside it, synced,
+/// renamed over it, the directory synced.
+async fn save_checkpoints(
+    recommender: &Recommender,
+    path: &Path,
+    now_ms: i64,
+) -> std::io::Result<usize> {
+    let mut bytes = Vec::new();
+    let workloads = recommender.write_checkpoints(&mut bytes, now_ms)?;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(workloads)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Saves the checkpoints and records the outcome.
+async fn checkpoint(
+    recommender: &Recommender,
+    path: &Path,
+    now_ms: i64,
+    stats: &Mutex<RefreshStats>,
+) {
+    match save_checkpoints(recommender, path, now_ms).await {
+        Ok(workloads) => {
+            tracing::debug!(workloads, path = %path.display(), "Recommender checkpoints written.");
+            let mut stats = stats.lock();
+            stats.checkpoints_written += 1;
+            stats.last_checkpoint_ms = Some(now_ms);
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "Cannot write the recommender checkpoints.");
+            stats.lock().checkpoint_failures += 1;
+        }
+    }
 }
 
 /// The recommender options a configuration asks for.
@@ -135,7 +237,9 @@ impl RecommenderService {
     /// ready after its WAL replay), then refreshes every `refresh_interval`. With
     /// `autoscaler.kubernetes`, the workloads annotated `sextant.io/recommend: "true"`
     /// are discovered before every refresh and recommended for beside the
-    /// configured ones.
+    /// configured ones. With a `checkpoint_path`, the models saved there are
+    /// restored first (the first refresh then feeds only the minutes since), and
+    /// saved every `checkpoint_interval` and when stopping.
     ///
     /// # Errors
     /// Invalid recommender options.
@@ -144,7 +248,9 @@ impl RecommenderService {
         backend: Arc<LocalBackend>,
         clock: Arc<dyn Clock>,
         registry: &Registry,
+        checkpoint_path: Option<PathBuf>,
     ) -> anyhow::Result<RecommenderService> {
+        let checkpoint_path = checkpoint_path.filter(|_| !config.checkpoint_interval.is_zero());
         let mut targets = Targets::of(config);
         let mut discovered = Discovered::connect(targets.kubernetes.as_ref()).await;
         discovered.refresh().await;
@@ -155,9 +261,15 @@ impl RecommenderService {
         recommender.set_pod_requests(discovered.pod_requests.clone());
         let latest: Latest = Arc::new(RwLock::new(None));
         let stats = Arc::new(Mutex::new(RefreshStats::default()));
+        if let Some(path) = &checkpoint_path {
+            stats.lock().restored = restore_checkpoints(&mut recommender, path).await;
+        }
         register_metrics(registry, &latest, &stats);
         let shared = Arc::clone(&latest);
+        let refresh_stats = Arc::clone(&stats);
+        let refresh_clock = Arc::clone(&clock);
         let refresh = async move |recommender: &mut Recommender| {
+            let (clock, stats) = (&refresh_clock, &refresh_stats);
             let started = Instant::now();
             let now_ms = clock.now_ms();
             let report = recommender.refresh(backend.as_ref(), now_ms).await;
@@ -177,6 +289,7 @@ impl RecommenderService {
             stats.runs += 1;
             stats.last_duration_s = started.elapsed().as_secs_f64();
             stats.last_time_ms = Some(now_ms);
+            stats.samples_fed = recommender.samples_fed();
         };
         refresh(&mut recommender).await;
         tracing::info!(
@@ -186,13 +299,25 @@ impl RecommenderService {
         let (updates, mut target_updates) = watch::channel(targets.clone());
         let (stop, mut stopped) = oneshot::channel::<()>();
         let interval = config.refresh_interval;
+        let checkpoint_interval = config.checkpoint_interval.max(interval);
         let task = tokio::spawn(async move {
             let mut ticks =
                 tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut checkpoint_ticks = tokio::time::interval_at(
+                tokio::time::Instant::now() + checkpoint_interval,
+                checkpoint_interval,
+            );
+            checkpoint_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     _ = &mut stopped => break,
+                    _ = checkpoint_ticks.tick(), if checkpoint_path.is_some() => {
+                        if let Some(path) = &checkpoint_path {
+                            checkpoint(&recommender, path, clock.now_ms(), &stats).await;
+                        }
+                        continue;
+                    }
                     _ = ticks.tick() => {}
                     Ok(()) = target_updates.changed() => {
                         let new = target_updates.borrow_and_update().clone();
@@ -210,6 +335,10 @@ impl RecommenderService {
                     _ = &mut stopped => break,
                     () = refresh(&mut recommender) => {}
                 }
+            }
+            // Graceful shutdown: the models as of the last completed refresh.
+            if let Some(path) = &checkpoint_path {
+                checkpoint(&recommender, path, clock.now_ms(), &stats).await;
             }
         });
         Ok(RecommenderService {
@@ -258,6 +387,33 @@ fn register_metrics(registry: &Registry, latest: &Latest, stats: &Arc<Mutex<Refr
                 "Recommendation refreshes completed.",
                 stats.runs as f64,
             );
+            out.counter(
+                "sextant_recommendation_vpa_samples_fed_total",
+                "Usage samples fed into the VPA models since start (not counting those behind restored checkpoints).",
+                stats.samples_fed as f64,
+            );
+            out.gauge(
+                "sextant_recommendation_checkpoint_restored_workloads",
+                "Workloads whose VPA model was restored from the checkpoint file at start.",
+                stats.restored as f64,
+            );
+            out.counter(
+                "sextant_recommendation_checkpoints_written_total",
+                "Checkpoint files of the VPA models written.",
+                stats.checkpoints_written as f64,
+            );
+            out.counter(
+                "sextant_recommendation_checkpoint_failures_total",
+                "Checkpoint files of the VPA models that could not be written.",
+                stats.checkpoint_failures as f64,
+            );
+            if let Some(t) = stats.last_checkpoint_ms {
+                out.gauge(
+                    "sextant_recommendation_last_checkpoint_timestamp_seconds",
+                    "When the VPA models were last written to the checkpoint file.",
+                    t as f64 / 1000.0,
+                );
+            }
             if let Some(t) = stats.last_time_ms {
                 out.gauge(
                     "sextant_recommendation_refresh_duration_seconds",

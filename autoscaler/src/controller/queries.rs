@@ -163,9 +163,10 @@ pub fn oom_restarts(workload: &WorkloadRef) -> String {
     )
 }
 
-/// The workload's desired replicas (`scale.spec.replicas`).
-pub fn spec_replicas(workload: &WorkloadRef) -> String {
-    let (metric, label) = match workload.kind {
+/// The series of a kind's desired replicas (`scale.spec.replicas`) and its label
+/// naming the workload.
+fn spec_replicas_metric(kind: WorkloadKind) -> (&'static str, &'static str) {
+    match kind {
         WorkloadKind::Deployment => ("kube_deployment_spec_replicas", "deployment"),
         WorkloadKind::StatefulSet => ("kube_statefulset_replicas", "statefulset"),
         WorkloadKind::ReplicaSet => ("kube_replicaset_spec_replicas", "replicaset"),
@@ -173,11 +174,39 @@ pub fn spec_replicas(workload: &WorkloadRef) -> String {
             "kube_daemonset_status_desired_number_scheduled",
             "daemonset",
         ),
-    };
+    }
+}
+
+/// The workload's desired replicas (`scale.spec.replicas`).
+pub fn spec_replicas(workload: &WorkloadRef) -> String {
+    let (metric, label) = spec_replicas_metric(workload.kind);
     format!(
         "max({metric}{{namespace={},{label}={}}})",
         quote(&workload.namespace),
         quote(&workload.name)
+    )
+}
+
+/// The desired replicas of every workload of `kind` in `namespaces`, per namespace
+/// and workload name (the label the second element names).
+pub fn spec_replicas_in_namespaces(
+    kind: WorkloadKind,
+    namespaces: &[&str],
+) -> (String, &'static str) {
+    let (metric, label) = spec_replicas_metric(kind);
+    let query = format!(
+        "max by (namespace, {label}) ({metric}{{{}}})",
+        namespaces_selector(namespaces)
+    );
+    (query, label)
+}
+
+/// Requests of `resource` per namespace, pod and container in `namespaces`.
+pub fn requests_in_namespaces(namespaces: &[&str], resource: &str) -> String {
+    format!(
+        "max by (namespace, pod, container) (kube_pod_container_resource_requests{{{},resource={}}})",
+        namespaces_selector(namespaces),
+        quote(resource)
     )
 }
 
