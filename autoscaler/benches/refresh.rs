@@ -1,14 +1,25 @@
 //! The recommender service's refresh through the PromQL engine (what `sextant serve`
 //! runs): workloads of 2 pods x 3 containers with cAdvisor- and kube-state-metrics
-//! series at 15 s in a head, the first refresh (every model built from the history)
-//! and an incremental refresh after one more minute of samples.
+//! series at 15 s in a head.
 //!
-//! Run: `cargo bench -p autoscaler --bench refresh`. `SEXTANT_BENCH_WORKLOADS` (default
-//! 200) and `SEXTANT_BENCH_HOURS` (default 24) size it: the 10,000 workloads x 8 days
-//! of the goal do not fit in memory as raw samples on a small machine, so the figures
-//! are per workload and per day of history and the full size is extrapolated. Without
-//! `--bench` everything runs once on a tiny fleet. A counting allocator reports the
-//! heap the first refresh needs at its peak and what the models keep, beside RSS.
+//! Two modes:
+//! - default: the first refresh (every model built from the raw history in the head)
+//!   and an incremental refresh after one more minute of samples.
+//!   `SEXTANT_BENCH_WORKLOADS` (default 200) and `SEXTANT_BENCH_HOURS` (default 24)
+//!   size it (the 10,000 workloads x 8 days of raw samples do not fit in memory).
+//! - `SEXTANT_BENCH_MODEL_DAYS=8`: the goal's full size for real. Every model is
+//!   brought to a `MODEL_DAYS`-day state without holding days of raw samples: the
+//!   7 distinct usage patterns of the fleet are fed `MODEL_DAYS` days of one-minute
+//!   usage through the model API, each workload's checkpoint is that model with its
+//!   own pods, and the recommender restores them from one checkpoint file (as
+//!   `sextant serve` does at start). The head holds the last hour of raw samples.
+//!   Then `SEXTANT_BENCH_RUNS` (default 5) full refreshes, each after one more
+//!   minute of samples: every workload fed the new minute, replicas, requests and
+//!   the VPA recommendations recomputed, the report built. Wall and CPU time and
+//!   the heap each refresh adds at its peak (counting allocator), min/median/max.
+//!
+//! Run: `cargo bench -p autoscaler --bench refresh`. Without `--bench` everything
+//! runs once on a tiny fleet.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,8 +31,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use autoscaler::controller::WorkloadKind;
+use autoscaler::controller::{WorkloadKind, WorkloadRef};
+use autoscaler::recommender::checkpoint::{self, Header, Record};
 use autoscaler::recommender::{Options, Recommender, VpaSettings, WorkloadSpec};
+use autoscaler::vpa;
 use criterion::Criterion;
 use tsdb::head::{Head, HeadOptions};
 use tsdb::model::{Labels, Sample, TimeRange};
@@ -168,7 +181,7 @@ fn write(head: &Head, workloads: usize, from: i64, to: i64) {
                     let pod = pod(w, p);
                     for c in 0..3 {
                         let container = format!("c{c}");
-                        let cores = 0.1 * (1 + (w + c) % 7) as f64;
+                        let cores = cores(w, c);
                         let pairs = [
                             ("namespace", ns.as_str()),
                             ("pod", pod.as_str()),
@@ -191,6 +204,16 @@ fn write(head: &Head, workloads: usize, from: i64, to: i64) {
                             Sample::new(t, 2e8 * cores),
                         )
                         .unwrap();
+                        for (resource, unit, request) in
+                            [("cpu", "core", 0.5), ("memory", "byte", 5e8)]
+                        {
+                            let mut all =
+                                vec![("__name__", "kube_pod_container_resource_requests")];
+                            all.extend_from_slice(&pairs);
+                            all.extend([("resource", resource), ("unit", unit)]);
+                            app.append(None, &Labels::from_pairs(&all), Sample::new(t, request))
+                                .unwrap();
+                        }
                     }
                 }
                 let l = Labels::from_pairs(&[
@@ -206,6 +229,162 @@ fn write(head: &Head, workloads: usize, from: i64, to: i64) {
     }
 }
 
+fn specs(workloads: usize) -> Vec<WorkloadSpec> {
+    (0..workloads)
+        .map(|w| WorkloadSpec {
+            namespace: format!("ns{}", w % 50),
+            kind: WorkloadKind::Deployment,
+            name: format!("w{w}"),
+            hpa: None,
+            metric_queries: Default::default(),
+            vpa: VpaSettings::default(),
+        })
+        .collect()
+}
+
+/// The CPU usage of container `c` of workload `w`, in cores, as `write` writes it.
+fn cores(w: usize, c: usize) -> f64 {
+    0.1 * (1 + (w + c) % 7) as f64
+}
+
+fn summary(values: &mut [f64]) -> String {
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    format!(
+        "min {:.2} / median {:.2} / max {:.2}",
+        values[0],
+        median,
+        values[values.len() - 1]
+    )
+}
+
+/// The goal's size measured for real (see the module doc).
+fn full_size(workloads: usize, days: i64, runs: usize) {
+    const DAY: i64 = 86_400_000;
+    let end = T0 + days * DAY;
+    let fed_until = end - 60_000;
+    let options = Options::default();
+    assert_eq!(options.source.vpa_history, Duration::from_secs(8 * 86_400));
+    let started = Instant::now();
+    // Workload w uses the pattern of w % 7: one model per pattern, fed every minute.
+    let templates: Vec<(vpa::WorkloadCheckpoint, usize, usize)> = (0..7)
+        .map(|k| {
+            let mut model = vpa::Workload::new(options.vpa.clone()).unwrap();
+            let (mut cpu, mut memory) = (0, 0);
+            let mut t = end - days * DAY;
+            while t <= fed_until {
+                for p in 0..2 {
+                    let pod = pod(k, p);
+                    for c in 0..3 {
+                        let container = format!("c{c}");
+                        let millicores = (cores(k, c) * 1000.0).round() as i64;
+                        cpu += usize::from(model.add_cpu_sample(&pod, &container, t, millicores));
+                        let bytes = (2e8 * cores(k, c)) as i64;
+                        memory += usize::from(model.add_memory_sample(&pod, &container, t, bytes));
+                    }
+                }
+                t += 60_000;
+            }
+            model.garbage_collect(fed_until);
+            (model.save(), cpu, memory)
+        })
+        .collect();
+    let records = (0..workloads).map(|w| {
+        let (template, cpu, memory) = &templates[w % 7];
+        let mut model = template.clone();
+        for record in &mut model.containers {
+            let p = usize::from(record.pod.ends_with("k9vqw"));
+            record.pod = pod(w, p);
+        }
+        Record {
+            workload: WorkloadRef {
+                namespace: format!("ns{}", w % 50),
+                kind: WorkloadKind::Deployment,
+                name: format!("w{w}"),
+            },
+            fed_from_ms: Some(end - days * DAY),
+            fed_until_ms: fed_until,
+            cpu_samples: *cpu,
+            memory_samples: *memory,
+            dropped_samples: 0,
+            model,
+        }
+    });
+    let header = Header::new(&options.vpa, 60_000, fed_until);
+    let mut file = Vec::new();
+    checkpoint::write(&mut file, &header, records).unwrap();
+    println!(
+        "{workloads} workloads x 2 pods x 3 containers: {days}-day models as a checkpoint file of {:.1} MiB in {:.1} s",
+        file.len() as f64 / MIB,
+        started.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let head = Head::new(HeadOptions::default());
+    write(&head, workloads, end - 3_600_000, end + STEP_MS);
+    println!(
+        "  the last hour of 15 s samples written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let backend = Local {
+        head,
+        engine: Engine::new(EngineOptions::default()),
+    };
+    let mut recommender = Recommender::new(specs(workloads), options).unwrap();
+    let heap_before = ALLOCATED.load(Ordering::Relaxed);
+    PEAK.store(heap_before, Ordering::Relaxed);
+    let (started, cpu_started) = (Instant::now(), cpu_seconds());
+    let restored = recommender.restore_checkpoints(&file).unwrap();
+    assert_eq!(restored.workloads, workloads);
+    println!(
+        "  restored from the checkpoint file: {:.2} s wall, {:.2} CPU s, heap peak +{:.1} MiB, models keep {:.1} MiB ({:.1} KiB per workload)",
+        started.elapsed().as_secs_f64(),
+        cpu_seconds() - cpu_started,
+        (PEAK.load(Ordering::Relaxed) - heap_before) as f64 / MIB,
+        (ALLOCATED.load(Ordering::Relaxed) - heap_before) as f64 / MIB,
+        (ALLOCATED.load(Ordering::Relaxed) - heap_before) as f64 / 1024.0 / workloads as f64,
+    );
+    drop(file);
+
+    let (mut walls, mut cpus, mut heaps) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..runs {
+        let now = end + run as i64 * 60_000;
+        if run > 0 {
+            write(&backend.head, workloads, now - 45_000, now + STEP_MS);
+        }
+        let heap_before = ALLOCATED.load(Ordering::Relaxed);
+        PEAK.store(heap_before, Ordering::Relaxed);
+        let (started, cpu_started) = (Instant::now(), cpu_seconds());
+        let report = block_on(recommender.refresh(&backend, now));
+        let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu_started);
+        let heap = (PEAK.load(Ordering::Relaxed) - heap_before) as f64 / MIB;
+        assert_eq!(report.workloads.len(), workloads);
+        for w in &report.workloads {
+            assert!(w.errors.is_empty(), "{:?}", w.errors);
+            assert_eq!(w.containers.len(), 3);
+            assert_eq!(w.current_replicas, Some(2));
+            assert_eq!(
+                w.containers[2].memory.as_ref().unwrap().current_request,
+                Some(5e8)
+            );
+            // Every container has 8 days of history behind it, at one step a minute.
+            let cpu = w.containers[0].cpu.as_ref().unwrap();
+            assert!(cpu.confidence >= days as f64 - 0.01, "{}", cpu.confidence);
+        }
+        println!(
+            "  full refresh {run} at +{run} min: {wall:.2} s wall, {cpu:.2} CPU s, heap peak +{heap:.1} MiB (report included); RSS {:.1} MiB",
+            rss() / MIB
+        );
+        drop(report);
+        walls.push(wall);
+        cpus.push(cpu);
+        heaps.push(heap);
+    }
+    println!("  wall s: {}", summary(&mut walls));
+    println!("  CPU s: {}", summary(&mut cpus));
+    println!("  extra heap MiB: {}", summary(&mut heaps));
+}
+
 fn main() {
     let full_run = std::env::args().any(|a| a == "--bench");
     let env = |name: &str, default: usize| {
@@ -215,6 +394,17 @@ fn main() {
             .unwrap_or(default)
     };
     let workloads = env("SEXTANT_BENCH_WORKLOADS", if full_run { 200 } else { 3 });
+    let model_days = env("SEXTANT_BENCH_MODEL_DAYS", 0);
+    if model_days > 0 || !full_run {
+        full_size(
+            workloads,
+            model_days.max(1) as i64,
+            env("SEXTANT_BENCH_RUNS", if full_run { 5 } else { 2 }),
+        );
+        if full_run {
+            return;
+        }
+    }
     let hours = env("SEXTANT_BENCH_HOURS", if full_run { 24 } else { 1 });
     let head = Head::new(HeadOptions::default());
     let end = T0 + hours as i64 * 3_600_000;
@@ -228,16 +418,7 @@ fn main() {
         head,
         engine: Engine::new(EngineOptions::default()),
     };
-    let specs: Vec<WorkloadSpec> = (0..workloads)
-        .map(|w| WorkloadSpec {
-            namespace: format!("ns{}", w % 50),
-            kind: WorkloadKind::Deployment,
-            name: format!("w{w}"),
-            hpa: None,
-            metric_queries: Default::default(),
-            vpa: VpaSettings::default(),
-        })
-        .collect();
+    let specs = specs(workloads);
     let mut options = Options::default();
     options.source.vpa_history = Duration::from_secs(hours as u64 * 3600);
     let mut recommender = Recommender::new(specs.clone(), options.clone()).unwrap();
