@@ -358,6 +358,10 @@ fn full_size(workloads: usize, days: i64, runs: usize) {
         let report = block_on(recommender.refresh(&backend, now));
         let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu_started);
         let heap = (PEAK.load(Ordering::Relaxed) - heap_before) as f64 / MIB;
+        let report_heap = ALLOCATED
+            .load(Ordering::Relaxed)
+            .saturating_sub(heap_before) as f64
+            / MIB;
         assert_eq!(report.workloads.len(), workloads);
         for w in &report.workloads {
             assert!(w.errors.is_empty(), "{:?}", w.errors);
@@ -372,7 +376,7 @@ fn full_size(workloads: usize, days: i64, runs: usize) {
             assert!(cpu.confidence >= days as f64 - 0.01, "{}", cpu.confidence);
         }
         println!(
-            "  full refresh {run} at +{run} min: {wall:.2} s wall, {cpu:.2} CPU s, heap peak +{heap:.1} MiB (report included); RSS {:.1} MiB",
+            "  full refresh {run} at +{run} min: {wall:.2} s wall, {cpu:.2} CPU s, heap peak +{heap:.1} MiB (of which the report keeps {report_heap:.1} MiB); RSS {:.1} MiB",
             rss() / MIB
         );
         drop(report);
@@ -443,17 +447,22 @@ fn main() {
     );
     // The same models built one workload at a time (before the models were fed
     // together), for comparison on the same data and load.
-    let source = autoscaler::controller::Source::new(&backend, options.source.clone());
-    let cpu_started = cpu_seconds();
-    for spec in &specs {
-        black_box(block_on(source.vpa_model(&spec.workload(), end, options.vpa.clone())).unwrap());
+    // `SEXTANT_BENCH_ONE_BY_ONE=0` skips it (minutes at 10,000 workloads).
+    if env("SEXTANT_BENCH_ONE_BY_ONE", 1) > 0 {
+        let source = autoscaler::controller::Source::new(&backend, options.source.clone());
+        let cpu_started = cpu_seconds();
+        for spec in &specs {
+            black_box(
+                block_on(source.vpa_model(&spec.workload(), end, options.vpa.clone())).unwrap(),
+            );
+        }
+        let one_by_one_cpu = cpu_seconds() - cpu_started;
+        println!(
+            "  the VPA models alone, one workload at a time: {:.2} CPU s = {:.3} CPU ms per workload-day",
+            one_by_one_cpu,
+            one_by_one_cpu * 1000.0 / workload_days
+        );
     }
-    let one_by_one_cpu = cpu_seconds() - cpu_started;
-    println!(
-        "  the VPA models alone, one workload at a time: {:.2} CPU s = {:.3} CPU ms per workload-day",
-        one_by_one_cpu,
-        one_by_one_cpu * 1000.0 / workload_days
-    );
     println!(
         "  heap: peak {:.1} MiB above the start ({:.1} KiB per workload), models kept {:.1} MiB ({:.1} KiB per workload); RSS {:.1} -> {:.1} MiB",
         (heap_peak - heap_before) as f64 / MIB,

@@ -173,9 +173,17 @@ impl HistogramOptions {
 }
 
 /// A weighted histogram (upstream `histogram`).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Only the buckets from the first to the last ever given weight are stored (the
+/// others weigh 0): usage rarely spans more than a few dozen of the 176 buckets,
+/// and a fleet's models hold six histograms per workload, so a dense array would
+/// be most of a model's memory.
+#[derive(Debug, Clone)]
 pub struct Histogram {
     options: HistogramOptions,
+    /// The first bucket stored.
+    start: usize,
+    /// Weights of buckets `start..start + weights.len()`.
     weights: Vec<f64>,
     total: f64,
     /// First bucket with weight >= epsilon (`num_buckets - 1` when empty).
@@ -184,12 +192,24 @@ pub struct Histogram {
     max_bucket: usize,
 }
 
+/// Equal when every bucket weighs the same, however much of them is stored.
+impl PartialEq for Histogram {
+    fn eq(&self, other: &Histogram) -> bool {
+        self.options == other.options
+            && self.total == other.total
+            && self.min_bucket == other.min_bucket
+            && self.max_bucket == other.max_bucket
+            && (0..self.options.num_buckets()).all(|b| self.weight(b) == other.weight(b))
+    }
+}
+
 impl Histogram {
     pub fn new(options: HistogramOptions) -> Histogram {
         let n = options.num_buckets();
         Histogram {
             options,
-            weights: vec![0.0; n],
+            start: 0,
+            weights: Vec::new(),
             total: 0.0,
             min_bucket: n - 1,
             max_bucket: 0,
@@ -205,7 +225,34 @@ impl Histogram {
     }
 
     pub fn bucket_weight(&self, bucket: usize) -> f64 {
-        self.weights.get(bucket).copied().unwrap_or(0.0)
+        self.weight(bucket)
+    }
+
+    fn weight(&self, bucket: usize) -> f64 {
+        bucket
+            .checked_sub(self.start)
+            .and_then(|i| self.weights.get(i))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// The weight of `bucket` (< `num_buckets`), storing the buckets up to it.
+    fn weight_mut(&mut self, bucket: usize) -> &mut f64 {
+        if self.weights.is_empty() {
+            self.start = bucket;
+        } else if bucket < self.start {
+            let mut grown = Vec::with_capacity(self.start + self.weights.len() - bucket);
+            grown.resize(self.start - bucket, 0.0);
+            grown.extend_from_slice(&self.weights);
+            self.weights = grown;
+            self.start = bucket;
+        }
+        let i = bucket - self.start;
+        if i >= self.weights.len() {
+            self.weights.reserve_exact(i + 1 - self.weights.len());
+            self.weights.resize(i + 1, 0.0);
+        }
+        &mut self.weights[i]
     }
 
     /// Adds `weight` at `value`. Negative or NaN weights are ignored (upstream panics).
@@ -214,13 +261,15 @@ impl Histogram {
             return;
         }
         let bucket = self.options.find_bucket(value);
-        self.weights[bucket] += weight;
+        let w = self.weight_mut(bucket);
+        *w += weight;
+        let w = *w;
         self.total += weight;
         let epsilon = self.options.epsilon();
-        if bucket < self.min_bucket && self.weights[bucket] >= epsilon {
+        if bucket < self.min_bucket && w >= epsilon {
             self.min_bucket = bucket;
         }
-        if bucket > self.max_bucket && self.weights[bucket] >= epsilon {
+        if bucket > self.max_bucket && w >= epsilon {
             self.max_bucket = bucket;
         }
     }
@@ -232,7 +281,8 @@ impl Histogram {
         }
         let epsilon = self.options.epsilon();
         let bucket = self.options.find_bucket(value);
-        self.weights[bucket] = safe_subtract(self.weights[bucket], weight, epsilon);
+        let w = self.weight_mut(bucket);
+        *w = safe_subtract(*w, weight, epsilon);
         self.total = safe_subtract(self.total, weight, epsilon);
         self.update_min_and_max_bucket();
     }
@@ -249,7 +299,7 @@ impl Histogram {
         }
         if other.min_bucket <= other.max_bucket {
             for bucket in other.min_bucket..=other.max_bucket {
-                self.weights[bucket] += other.weights[bucket];
+                *self.weight_mut(bucket) += other.weight(bucket);
             }
         }
         self.total += other.total;
@@ -259,7 +309,7 @@ impl Histogram {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.weights[self.min_bucket] < self.options.epsilon()
+        self.weight(self.min_bucket) < self.options.epsilon()
     }
 
     /// The end of the first bucket where the cumulative weight reaches `p * total`
@@ -272,7 +322,7 @@ impl Histogram {
         let mut partial = 0.0;
         let mut bucket = self.min_bucket;
         while bucket < self.max_bucket {
-            partial += self.weights[bucket];
+            partial += self.weight(bucket);
             if partial >= threshold {
                 break;
             }
@@ -285,14 +335,18 @@ impl Histogram {
         }
     }
 
-    /// Multiplies every weight by `factor` (>= 0) and re-tightens min/max.
+    /// Multiplies every weight from the min to the max bucket by `factor` (>= 0), as
+    /// upstream does, and re-tightens min/max.
     pub(crate) fn scale(&mut self, factor: f64) {
         if factor.is_nan() || factor < 0.0 {
             return;
         }
         if self.min_bucket <= self.max_bucket {
-            for w in &mut self.weights[self.min_bucket..=self.max_bucket] {
-                *w *= factor;
+            let start = self.start;
+            for (i, w) in self.weights.iter_mut().enumerate() {
+                if (self.min_bucket..=self.max_bucket).contains(&(start + i)) {
+                    *w *= factor;
+                }
             }
         }
         self.total *= factor;
@@ -302,10 +356,10 @@ impl Histogram {
     fn update_min_and_max_bucket(&mut self) {
         let epsilon = self.options.epsilon();
         let last = self.options.num_buckets() - 1;
-        while self.weights[self.min_bucket] < epsilon && self.min_bucket < last {
+        while self.weight(self.min_bucket) < epsilon && self.min_bucket < last {
             self.min_bucket += 1;
         }
-        while self.weights[self.max_bucket] < epsilon && self.max_bucket > 0 {
+        while self.weight(self.max_bucket) < epsilon && self.max_bucket > 0 {
             self.max_bucket -= 1;
         }
     }
@@ -321,12 +375,10 @@ impl Histogram {
             return checkpoint;
         }
         let range = self.min_bucket..=self.max_bucket;
-        let max = self.weights[range.clone()]
-            .iter()
-            .fold(0.0f64, |m, w| m.max(*w));
+        let max = range.clone().fold(0.0f64, |m, b| m.max(self.weight(b)));
         let ratio = f64::from(MAX_CHECKPOINT_WEIGHT) / max;
         for bucket in range {
-            let stored = (self.weights[bucket] * ratio + 0.5).floor();
+            let stored = (self.weight(bucket) * ratio + 0.5).floor();
             if stored > 0.0 {
                 checkpoint.bucket_weights.insert(bucket, stored as u32);
             }
@@ -362,7 +414,7 @@ impl Histogram {
         for (bucket, weight) in &checkpoint.bucket_weights {
             self.min_bucket = self.min_bucket.min(*bucket);
             self.max_bucket = self.max_bucket.max(*bucket);
-            self.weights[*bucket] += f64::from(*weight) * ratio;
+            *self.weight_mut(*bucket) += f64::from(*weight) * ratio;
         }
         self.total += checkpoint.total_weight;
         // Re-tighten so near-zero buckets do not count (kubernetes/autoscaler #7726).
@@ -435,6 +487,31 @@ mod tests {
             bucket_weights: [(99, 1)].into(),
         };
         assert!(restored.load(&bad).is_err());
+    }
+
+    #[test]
+    fn only_the_buckets_used_are_stored() {
+        let mut h = Histogram::new(HistogramOptions::cpu());
+        assert!(h.weights.is_empty());
+        h.add(0.5, 1.0);
+        h.add(0.505, 1.0);
+        assert_eq!(h.weights.len(), 1);
+        h.add(0.05, 1.0);
+        h.add(2.0, 1.0);
+        let (low, high) = (h.options.find_bucket(0.05), h.options.find_bucket(2.0));
+        assert_eq!((h.start, h.weights.len()), (low, high - low + 1));
+        assert_eq!(h.bucket_weight(low), 1.0);
+        assert_eq!(h.bucket_weight(high + 1), 0.0);
+        assert_eq!(h.bucket_weight(h.options.find_bucket(0.5)), 2.0);
+        // Equality is by weights, not by what is stored.
+        let mut a = Histogram::new(HistogramOptions::cpu());
+        a.add(1.0, 1.0);
+        let mut b = a.clone();
+        b.add(5.0, 1.0);
+        b.subtract(5.0, 1.0);
+        b.total = a.total;
+        assert_ne!(a.weights.len(), b.weights.len());
+        assert_eq!(a, b);
     }
 
     #[test]
