@@ -163,90 +163,145 @@ struct TargetState {
     body: Vec<u8>,
 }
 
+/// One series of a target: its metric name and labels (without `job` and
+/// `instance`, which the scraper or the sender adds), in the order a scrape
+/// prints them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesDef {
+    pub name: String,
+    pub labels: Vec<(&'static str, String)>,
+}
+
+/// A metric family: the HELP/TYPE header printed before its first series.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    series: Vec<SeriesDef>,
+}
+
+fn series(name: &str, labels: Vec<(&'static str, String)>) -> SeriesDef {
+    SeriesDef {
+        name: name.to_string(),
+        labels,
+    }
+}
+
+fn families(units: usize) -> Vec<Family> {
+    let endpoint = |unit: usize| format!("/api/v1/endpoint_{unit}");
+    let mut requests = Vec::new();
+    let mut cpu = Vec::new();
+    let mut memory = Vec::new();
+    let mut queue = Vec::new();
+    let mut durations = Vec::new();
+    for unit in 0..units {
+        for (method, code) in [
+            ("GET", "200"),
+            ("GET", "500"),
+            ("POST", "200"),
+            ("POST", "500"),
+        ] {
+            requests.push(series(
+                "synthetic_http_requests_total",
+                vec![
+                    ("handler", endpoint(unit)),
+                    ("method", method.to_string()),
+                    ("code", code.to_string()),
+                ],
+            ));
+        }
+        for mode in ["user", "system"] {
+            cpu.push(series(
+                "synthetic_cpu_seconds_total",
+                vec![("worker", unit.to_string()), ("mode", mode.to_string())],
+            ));
+        }
+        memory.push(series(
+            "synthetic_memory_bytes",
+            vec![("pool", format!("pool_{unit}"))],
+        ));
+        queue.push(series(
+            "synthetic_queue_depth",
+            vec![("queue", format!("queue_{unit}"))],
+        ));
+        for le in BUCKETS {
+            durations.push(series(
+                "synthetic_request_duration_seconds_bucket",
+                vec![("handler", endpoint(unit)), ("le", le.to_string())],
+            ));
+        }
+        durations.push(series(
+            "synthetic_request_duration_seconds_sum",
+            vec![("handler", endpoint(unit))],
+        ));
+        durations.push(series(
+            "synthetic_request_duration_seconds_count",
+            vec![("handler", endpoint(unit))],
+        ));
+    }
+    vec![
+        Family {
+            name: "synthetic_http_requests_total",
+            kind: "counter",
+            help: "Requests handled by handler, method and code.",
+            series: requests,
+        },
+        Family {
+            name: "synthetic_cpu_seconds_total",
+            kind: "counter",
+            help: "CPU time of each worker by mode.",
+            series: cpu,
+        },
+        Family {
+            name: "synthetic_memory_bytes",
+            kind: "gauge",
+            help: "Bytes held by each pool.",
+            series: memory,
+        },
+        Family {
+            name: "synthetic_queue_depth",
+            kind: "gauge",
+            help: "Items waiting in each queue.",
+            series: queue,
+        },
+        Family {
+            name: "synthetic_request_duration_seconds",
+            kind: "histogram",
+            help: "Request latency by handler.",
+            series: durations,
+        },
+    ]
+}
+
+/// The series of a target of `units` units, in scrape order (the order of
+/// [`Target::next_values`]).
+pub fn target_series(units: usize) -> Vec<SeriesDef> {
+    families(units)
+        .into_iter()
+        .flat_map(|family| family.series)
+        .collect()
+}
+
 impl Target {
     pub fn new(index: usize, units: usize, seed: u64) -> Target {
         let seed = seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut prefixes = Vec::new();
         let mut prefix_ends = Vec::new();
-        let mut push = |text: String| {
-            prefixes.extend_from_slice(text.as_bytes());
-            prefix_ends.push(prefixes.len());
-        };
-        let header = |name: &str, kind: &str, help: &str| {
-            format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")
-        };
-        let mut head = header(
-            "synthetic_http_requests_total",
-            "counter",
-            "Requests handled by handler, method and code.",
-        );
-        for unit in 0..units {
-            for (method, code) in [
-                ("GET", "200"),
-                ("GET", "500"),
-                ("POST", "200"),
-                ("POST", "500"),
-            ] {
-                push(format!(
-                    "{head}synthetic_http_requests_total{{handler=\"/api/v1/endpoint_{unit}\",method=\"{method}\",code=\"{code}\"}} "
-                ));
+        for family in families(units) {
+            let (name, kind, help) = (family.name, family.kind, family.help);
+            let mut head = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            for series in family.series {
+                let labels: Vec<String> = series
+                    .labels
+                    .iter()
+                    .map(|(name, value)| format!("{name}=\"{value}\""))
+                    .collect();
+                prefixes.extend_from_slice(
+                    format!("{head}{}{{{}}} ", series.name, labels.join(",")).as_bytes(),
+                );
+                prefix_ends.push(prefixes.len());
                 head.clear();
             }
-        }
-        head = header(
-            "synthetic_cpu_seconds_total",
-            "counter",
-            "CPU time of each worker by mode.",
-        );
-        for unit in 0..units {
-            for mode in ["user", "system"] {
-                push(format!(
-                    "{head}synthetic_cpu_seconds_total{{worker=\"{unit}\",mode=\"{mode}\"}} "
-                ));
-                head.clear();
-            }
-        }
-        head = header(
-            "synthetic_memory_bytes",
-            "gauge",
-            "Bytes held by each pool.",
-        );
-        for unit in 0..units {
-            push(format!(
-                "{head}synthetic_memory_bytes{{pool=\"pool_{unit}\"}} "
-            ));
-            head.clear();
-        }
-        head = header(
-            "synthetic_queue_depth",
-            "gauge",
-            "Items waiting in each queue.",
-        );
-        for unit in 0..units {
-            push(format!(
-                "{head}synthetic_queue_depth{{queue=\"queue_{unit}\"}} "
-            ));
-            head.clear();
-        }
-        head = header(
-            "synthetic_request_duration_seconds",
-            "histogram",
-            "Request latency by handler.",
-        );
-        for unit in 0..units {
-            let handler = format!("/api/v1/endpoint_{unit}");
-            for le in BUCKETS {
-                push(format!(
-                    "{head}synthetic_request_duration_seconds_bucket{{handler=\"{handler}\",le=\"{le}\"}} "
-                ));
-                head.clear();
-            }
-            push(format!(
-                "synthetic_request_duration_seconds_sum{{handler=\"{handler}\"}} "
-            ));
-            push(format!(
-                "synthetic_request_duration_seconds_count{{handler=\"{handler}\"}} "
-            ));
         }
         debug_assert_eq!(prefix_ends.len(), units * SERIES_PER_UNIT);
         Target {
@@ -288,6 +343,33 @@ impl Target {
         state.scrapes += 1;
         render(self, &state.values, &mut state.body);
         state.body.clone()
+    }
+
+    /// The values the next scrape would print, in [`target_series`] order,
+    /// without rendering them: the same sequence as [`Target::scrape`] (and
+    /// it advances the same counter).
+    pub fn next_values(&self, out: &mut Vec<f64>) {
+        let mut guard = self.state.lock();
+        let state = &mut *guard;
+        if state.scrapes > 0 {
+            state.values.advance();
+        }
+        state.scrapes += 1;
+        let values = &state.values;
+        out.clear();
+        out.extend(values.requests.iter().map(|v| *v as f64));
+        out.extend(values.cpu_centis.iter().map(|v| *v as f64 / 100.0));
+        out.extend(values.memory.iter().map(|v| *v as f64));
+        out.extend(values.queue.iter().map(|v| *v as f64));
+        for (unit, sum) in values.sum_micros.iter().enumerate() {
+            let mut cumulative = 0u64;
+            for bucket in &values.buckets[unit * BUCKETS.len()..(unit + 1) * BUCKETS.len()] {
+                cumulative += bucket;
+                out.push(cumulative as f64);
+            }
+            out.push(*sum as f64 / 1e6);
+            out.push(cumulative as f64);
+        }
     }
 }
 
@@ -417,6 +499,29 @@ mod tests {
         target.reset();
         assert_eq!(target.scrape(), first);
         assert_eq!(target.scrape(), second);
+    }
+
+    #[test]
+    fn next_values_are_the_scraped_series_and_values() {
+        let scraped = Target::new(2, 3, 9);
+        let direct = Target::new(2, 3, 9);
+        let defs = target_series(3);
+        let mut values = Vec::new();
+        for _ in 0..3 {
+            let samples = samples(&scraped.scrape());
+            direct.next_values(&mut values);
+            assert_eq!(samples.len(), defs.len());
+            assert_eq!(values.len(), defs.len());
+            for ((series, value), (def, direct)) in samples.iter().zip(defs.iter().zip(&values)) {
+                let labels: Vec<String> = def
+                    .labels
+                    .iter()
+                    .map(|(n, v)| format!("{n}=\"{v}\""))
+                    .collect();
+                assert_eq!(series, &format!("{}{{{}}}", def.name, labels.join(",")));
+                assert_eq!(value, direct);
+            }
+        }
     }
 
     #[test]

@@ -406,7 +406,7 @@ pub async fn run(
 
     let ticks = clock_ticks();
     let load_before = report::loadavg();
-    let mut running = Running::start(System::Sextant, binaries, &config, work, free_port()?)?;
+    let mut running = Running::start(System::Sextant, binaries, &config, work, free_port()?, &[])?;
     running.wait_ready(client, Duration::from_secs(120)).await?;
     let began = Instant::now();
     let began_unix = unix_now();

@@ -11,6 +11,7 @@
 mod generator;
 mod load;
 mod measure;
+mod query;
 mod remote_write;
 mod report;
 mod systems;
@@ -47,9 +48,10 @@ pub enum Error {
 #[command(about = "Side-by-side benchmark: Sextant vs Prometheus vs VictoriaMetrics")]
 struct Args {
     /// What to compare: `ingest` (storage, memory, disk and queries of all three
-    /// systems) or `remote-write` (remote write throughput of Sextant and
-    /// Prometheus in agent mode into VictoriaMetrics, steady and catching up)
-    /// or `load` (Sextant alone with rules and concurrent queries, issue 11).
+    /// systems), `remote-write` (remote write throughput of Sextant and
+    /// Prometheus in agent mode into VictoriaMetrics, steady and catching up),
+    /// `load` (Sextant alone with rules and concurrent queries, issue 11) or
+    /// `query` (query latency on `--span` of data loaded by remote write, issue 4).
     #[arg(long, default_value = "ingest")]
     mode: String,
     /// remote-write mode: how long the receiver is down before the catch-up.
@@ -66,13 +68,10 @@ struct Args {
     /// load mode: queries in flight at any time.
     #[arg(long, default_value_t = 3)]
     query_concurrency: usize,
-    /// Systems to run, in order.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "sextant,prometheus,victoriametrics"
-    )]
-    systems: Vec<String>,
+    /// Systems to run, in order (default: sextant,prometheus,victoriametrics;
+    /// sextant,prometheus in query mode).
+    #[arg(long, value_delimiter = ',')]
+    systems: Option<Vec<String>>,
     /// Override the preset's number of synthetic targets.
     #[arg(long)]
     targets: Option<usize>,
@@ -82,9 +81,23 @@ struct Args {
     /// Override the preset's scrape interval, e.g. 15s.
     #[arg(long)]
     interval: Option<String>,
-    /// Timed runs of each query (after one untimed warm-up run).
-    #[arg(long, default_value_t = 10)]
-    query_runs: usize,
+    /// Timed runs of each query (after one untimed warm-up run); default 10,
+    /// 20 in query mode.
+    #[arg(long)]
+    query_runs: Option<usize>,
+    /// query mode: how much data to load (at the size's interval).
+    #[arg(long, default_value = "1h")]
+    span: String,
+    /// query mode: samples per remote write request.
+    #[arg(long, default_value_t = 5000)]
+    batch: usize,
+    /// query mode: run only the queries whose name contains one of these.
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<String>,
+    /// query mode: keep the systems running this long after measuring, e.g.
+    /// 10m (to profile one by hand).
+    #[arg(long, default_value = "0s")]
+    hold: String,
     #[arg(long, default_value = "target/release/sextant")]
     sextant_bin: PathBuf,
     #[arg(long, default_value = "/usr/bin/prometheus")]
@@ -274,8 +287,14 @@ async fn run(args: Args) -> Result<(), Error> {
     } else {
         &args.size
     };
+    let default_systems = match args.mode.as_str() {
+        "query" => "sextant,prometheus",
+        _ => "sextant,prometheus,victoriametrics",
+    };
     let systems = args
         .systems
+        .clone()
+        .unwrap_or_else(|| default_systems.split(',').map(String::from).collect())
         .iter()
         .map(|s| System::parse(s).ok_or_else(|| Error::Usage(format!("unknown system {s:?}"))))
         .collect::<Result<Vec<_>, _>>()?;
@@ -333,6 +352,26 @@ async fn run(args: Args) -> Result<(), Error> {
                     &client,
                 )
                 .await?;
+            }
+            let _ = std::fs::remove_dir_all(&work);
+            return Ok(());
+        }
+        "query" => {
+            for size in &sizes {
+                let settings = query::Settings {
+                    systems: &systems,
+                    binaries: &binaries,
+                    size,
+                    span: parse_duration(&args.span)?,
+                    batch: args.batch,
+                    runs: args.query_runs.unwrap_or(20),
+                    only: &args.queries,
+                    hold: parse_duration(&args.hold)?,
+                    seed: args.seed,
+                    work: &work,
+                    out: &args.out,
+                };
+                query::run(&settings, &client).await?;
             }
             let _ = std::fs::remove_dir_all(&work);
             return Ok(());
@@ -402,7 +441,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 &client,
                 &size,
                 duration,
-                args.query_runs,
+                args.query_runs.unwrap_or(10),
                 &target_list[0],
             )
             .await;
@@ -466,7 +505,7 @@ async fn measure_system(
     let ticks = clock_ticks();
     let load_before = report::loadavg();
     let port = free_port()?;
-    let mut running = Running::start(system, binaries, config, work, port)?;
+    let mut running = Running::start(system, binaries, config, work, port, &[])?;
     running.wait_ready(client, Duration::from_secs(120)).await?;
     let began = Instant::now();
     let began_unix = unix_now();

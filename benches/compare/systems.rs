@@ -118,12 +118,15 @@ pub struct Running {
 }
 
 impl Running {
+    /// Starts `system` with `config`, its data under `work`, listening on
+    /// `port`, with `extra_args` after the usual ones.
     pub fn start(
         system: System,
         binaries: &Binaries,
         config: &Path,
         work: &Path,
         port: u16,
+        extra_args: &[&str],
     ) -> Result<Running, Error> {
         let data_dir = work.join(format!("data-{}", system.name().to_ascii_lowercase()));
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -158,6 +161,7 @@ impl Running {
                     .arg("-search.disableCache");
             }
         }
+        command.args(extra_args);
         let log = std::fs::File::create(
             work.join(format!("{}.log", system.name().to_ascii_lowercase())),
         )?;
