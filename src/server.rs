@@ -480,35 +480,12 @@ fn query_storage(
     config: &crate::config::Config,
     db: &Arc<Db>,
 ) -> anyhow::Result<Arc<dyn tsdb::storage::Queryable>> {
-    use crate::remote::fanout::{Fanout, RemoteReadSource};
-    use crate::remote::read::RemoteStorage;
-
-    let local = Arc::clone(db) as Arc<dyn tsdb::storage::Queryable>;
-    if config.remote_read.is_empty() {
-        return Ok(local);
-    }
-    let external_labels: Vec<(String, String)> = config
-        .global
-        .external_labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut remotes = Vec::new();
-    for remote in &config.remote_read {
-        let storage = RemoteStorage::from_config(remote)
-            .with_context(|| format!("remote_read {}", remote.url))?;
-        remotes.push(RemoteReadSource::new(
-            remote,
-            Arc::new(storage),
-            &external_labels,
-        ));
-    }
     let start = Arc::downgrade(db);
-    Ok(Arc::new(Fanout::new(
-        local,
+    crate::remote::fanout::from_config(
+        config,
+        Arc::clone(db) as Arc<dyn tsdb::storage::Queryable>,
         Box::new(move || start.upgrade().map_or(i64::MAX, |db| db.start_time())),
-        remotes,
-    )))
+    )
 }
 
 /// `GET /federate` over the database.

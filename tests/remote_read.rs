@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use sextant::backend::LocalBackend;
 use sextant::metrics::Registry;
-use sextant::remote::proto;
 use sextant::remote::read::RemoteStorage;
 use tsdb::head::{Head, HeadOptions};
 use tsdb::model::{Labels, Sample, TimeRange};
@@ -54,39 +53,6 @@ fn dataset(t0: i64) -> Vec<(Labels, Vec<Sample>)> {
     out
 }
 
-async fn write_to(url: &str, data: &[(Labels, Vec<Sample>)]) {
-    let request = proto::WriteRequest {
-        timeseries: data
-            .iter()
-            .map(|(labels, samples)| proto::TimeSeries {
-                labels: sextant::remote::labels_to_proto(labels),
-                samples: samples
-                    .iter()
-                    .map(|s| proto::Sample {
-                        value: s.v,
-                        timestamp: s.t,
-                    })
-                    .collect(),
-                exemplars: vec![],
-            })
-            .collect(),
-        metadata: vec![],
-    };
-    let response = reqwest::Client::new()
-        .post(format!("{url}/api/v1/write"))
-        .header("content-encoding", "snappy")
-        .header("content-type", "application/x-protobuf")
-        .body(sextant::remote::encode(&request))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{url}: {}",
-        response.status()
-    );
-}
-
 fn backend(storage: Arc<dyn Queryable>) -> LocalBackend {
     LocalBackend::new(storage, EngineOptions::default(), 4, &Registry::new())
 }
@@ -121,8 +87,8 @@ async fn queries_over_remote_servers_match_the_local_store() {
         }
     }
     appender.commit().unwrap();
-    write_to(&vm.url, &data).await;
-    write_to(&prometheus.url, &data).await;
+    peers::remote_write(&vm.url, &data).await;
+    peers::remote_write(&prometheus.url, &data).await;
     assert!(
         reqwest::get(format!("{}/internal/force_flush", vm.url))
             .await
@@ -191,6 +157,11 @@ async fn queries_over_remote_servers_match_the_local_store() {
         !prometheus_storage.uses_query_api(),
         "Prometheus is read through remote read"
     );
+    assert!(
+        vm_storage.nan_is_stale(),
+        "VictoriaMetrics's NaNs are stale markers"
+    );
+    assert!(!prometheus_storage.nan_is_stale());
 
     // Label APIs through the remote.
     let names = tokio::task::spawn_blocking(move || {
@@ -236,7 +207,7 @@ async fn serve_merges_remote_read_history_with_local_data() {
             .collect()
     };
     // The remote holds 40 to 20 minutes ago; another cluster too.
-    write_to(
+    peers::remote_write(
         &prometheus.url,
         &[
             (series(Some("c1")), minutes(-40, -20, 1.0)),

@@ -3,8 +3,11 @@
 //! also the workloads annotated `sextant.io/recommend: "true"` and the pods'
 //! requests, read from the Kubernetes API as `serve` does), or for every Deployment,
 //! StatefulSet and DaemonSet kube-state-metrics reports (no `--config`, as KRR
-//! does), read from any Prometheus-compatible server (`--prometheus`) or from a
-//! Sextant data directory (`--data-dir`).
+//! does), read from any Prometheus-compatible server (`--prometheus`, which evaluates
+//! the queries itself) or evaluated by Sextant's engine, as `serve` does, over a
+//! data directory (`--data-dir`) merged with the configuration's `remote_read`
+//! endpoints (a VictoriaMetrics read through its query API gives the numbers the
+//! local store gives for the same samples: `tests/victoriametrics_backend.rs`).
 //!
 //! Output (`-o`): `table` (default), `json` (the report of
 //! `docs/format/recommendations-api.md`), `csv` (one row per container and
@@ -25,8 +28,10 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tsdb::clock::{Clock, SystemClock};
 use tsdb::db::{Db, DbOptions};
+use tsdb::head::{Head, HeadOptions};
 use tsdb::model::TimeRange;
 use tsdb::promql::{EngineOptions, QueryBackend, QueryResult};
+use tsdb::storage::Queryable;
 
 use crate::api::params::parse_time;
 use crate::backend::LocalBackend;
@@ -50,7 +55,10 @@ pub struct DataSource {
     /// `storage.path` is the default data directory).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Query this Prometheus-compatible server instead of a data directory.
+    /// Query this Prometheus-compatible server instead of a data directory: the
+    /// server evaluates the queries in its own dialect (VictoriaMetrics's MetricsQL
+    /// differs from PromQL in `rate` and lookback). For Sextant's own evaluation
+    /// over a server's samples, list it under `remote_read` in `--config` instead.
     #[arg(long)]
     pub prometheus: Option<String>,
     /// Read this Sextant data directory (default: the config's `storage.path`, else
@@ -76,17 +84,23 @@ pub fn load_config(path: Option<&PathBuf>) -> Result<Option<Config>> {
     path.map(|p| Config::load_file(p)).transpose()
 }
 
-/// The backend the arguments name: a remote server or a data directory.
+/// The backend the arguments name: a remote server evaluating the queries itself,
+/// or Sextant's engine over a data directory and the configuration's `remote_read`
+/// endpoints (the database is `None` when only the endpoints are read).
 pub enum AnyBackend {
-    Local(LocalBackend, Arc<Db>),
+    Local(LocalBackend, Option<Arc<Db>>),
     Remote(RemoteBackend),
 }
 
 impl AnyBackend {
-    /// Connects to `--prometheus`, or opens the data directory.
+    /// Connects to `--prometheus`, or opens the data directory and merges it with
+    /// the configuration's `remote_read` endpoints, as `serve` reads them. With
+    /// `remote_read` and no data directory (none named by `--data-dir`, none at the
+    /// default place), the endpoints alone are read.
     ///
     /// # Errors
-    /// A bad URL, a missing, locked or damaged data directory.
+    /// A bad URL, a missing, locked or damaged data directory, a `remote_read`
+    /// section whose client cannot be built.
     pub async fn open(source: &DataSource, config: Option<&Config>) -> Result<AnyBackend> {
         if let Some(url) = &source.prometheus {
             return Ok(AnyBackend::Remote(RemoteBackend::new(url)?));
@@ -96,21 +110,41 @@ impl AnyBackend {
             .clone()
             .or_else(|| config.and_then(|c| c.storage.path.clone()))
             .unwrap_or_else(|| PathBuf::from("data"));
-        if !dir.is_dir() {
+        let reads_remote = config.is_some_and(|c| !c.remote_read.is_empty());
+        let db = if dir.is_dir() {
+            let path = dir.clone();
+            let db = tokio::task::spawn_blocking(move || Db::open(&path, DbOptions::default()))
+                .await?
+                .with_context(|| format!("opening the data directory {}", dir.display()))?;
+            Some(Arc::new(db))
+        } else if reads_remote && source.data_dir.is_none() {
+            None
+        } else {
             bail!(
                 "no data directory at {} (use --data-dir or --prometheus)",
                 dir.display()
             );
-        }
-        let db = {
-            let path = dir.clone();
-            tokio::task::spawn_blocking(move || Db::open(&path, DbOptions::default()))
-                .await?
-                .with_context(|| format!("opening the data directory {}", dir.display()))?
         };
-        let db = Arc::new(db);
+        let (local, local_start): (Arc<dyn Queryable>, Box<dyn Fn() -> i64 + Send + Sync>) =
+            match &db {
+                Some(db) => {
+                    let start = Arc::downgrade(db);
+                    (
+                        Arc::clone(db) as Arc<dyn Queryable>,
+                        Box::new(move || start.upgrade().map_or(i64::MAX, |db| db.start_time())),
+                    )
+                }
+                None => (
+                    Arc::new(Head::new(HeadOptions::default())),
+                    Box::new(|| i64::MAX),
+                ),
+            };
+        let storage = match config {
+            Some(config) => crate::remote::fanout::from_config(config, local, local_start)?,
+            None => local,
+        };
         let backend = LocalBackend::new(
-            Arc::clone(&db) as Arc<dyn tsdb::storage::Queryable>,
+            storage,
             EngineOptions::default(),
             crate::backend::DEFAULT_MAX_CONCURRENT_QUERIES,
             &Registry::new(),
@@ -123,7 +157,7 @@ impl AnyBackend {
     /// # Errors
     /// When closing the database fails.
     pub async fn close(self) -> Result<()> {
-        if let AnyBackend::Local(backend, db) = self {
+        if let AnyBackend::Local(backend, Some(db)) = self {
             drop(backend);
             if let Ok(db) = Arc::try_unwrap(db) {
                 tokio::task::spawn_blocking(move || db.close()).await??;

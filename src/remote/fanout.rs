@@ -128,6 +128,42 @@ impl Fanout {
     }
 }
 
+/// What queries read when a configuration has `remote_read` sections: `local`
+/// merged with each endpoint, or `local` alone when there are none. `serve` and
+/// `sextant recommend --config` both read through it, so PromQL runs in Sextant's
+/// engine over the raw samples of the remote server (never in the server's own
+/// dialect, such as VictoriaMetrics's MetricsQL). Call within a tokio runtime.
+///
+/// # Errors
+/// An endpoint whose HTTP client cannot be built (bad certificates, headers).
+pub fn from_config(
+    config: &crate::config::Config,
+    local: Arc<dyn Queryable>,
+    local_start: Box<dyn Fn() -> i64 + Send + Sync>,
+) -> anyhow::Result<Arc<dyn Queryable>> {
+    use anyhow::Context as _;
+    if config.remote_read.is_empty() {
+        return Ok(local);
+    }
+    let external_labels: Vec<(String, String)> = config
+        .global
+        .external_labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut remotes = Vec::new();
+    for remote in &config.remote_read {
+        let storage = super::read::RemoteStorage::from_config(remote)
+            .with_context(|| format!("remote_read {}", remote.url))?;
+        remotes.push(RemoteReadSource::new(
+            remote,
+            Arc::new(storage),
+            &external_labels,
+        ));
+    }
+    Ok(Arc::new(Fanout::new(local, local_start, remotes)))
+}
+
 impl Queryable for Fanout {
     fn querier(&self, range: TimeRange) -> tsdb::Result<Box<dyn Querier + '_>> {
         let local_start = (self.local_start)();

@@ -8,6 +8,14 @@
 //! evaluated at the range's end returns the raw samples. Label names and
 //! values come from `/api/v1/labels` and `/api/v1/label/<name>/values`.
 //!
+//! Staleness through the query API: Prometheus leaves stale markers out of a
+//! range selector's samples, so a `NaN` it returns is a real `NaN`.
+//! VictoriaMetrics stores no `NaN` but Prometheus's stale markers (it drops the
+//! others at ingestion) and returns those as `NaN`: from a server that refused
+//! remote read as VictoriaMetrics does (`unsupported path requested`), a `NaN`
+//! is a stale marker again, so that series end where they ended in the source
+//! and the engine's lookback matches the local store's.
+//!
 //! `Queryable` is synchronous: calls block on the runtime handle captured at
 //! construction, so they must come from a blocking thread (the engine runs on
 //! tokio's blocking pool), never from async code.
@@ -18,7 +26,7 @@ use std::time::Duration;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use scraper::config::HttpClientConfig;
 use serde_json::Value;
-use tsdb::model::{Label, Labels, Matcher, Sample, TimeRange};
+use tsdb::model::{Label, Labels, Matcher, STALE_NAN, Sample, TimeRange};
 use tsdb::storage::{Querier, Queryable, SelectHints, Series, SeriesSet};
 
 use super::proto;
@@ -40,7 +48,12 @@ pub struct RemoteStorage {
     runtime: tokio::runtime::Handle,
     /// Set once the server answered remote read as unsupported.
     no_remote_read: AtomicBool,
+    /// Set when the refusal was VictoriaMetrics's: its `NaN`s are stale markers.
+    nan_is_stale: AtomicBool,
 }
+
+/// How VictoriaMetrics (single node, vmselect) refuses a path it does not serve.
+const VICTORIA_METRICS_REFUSAL: &str = "unsupported path requested";
 
 /// Why a remote call failed, as a storage error for the engine.
 fn remote_error(url: &str, reason: impl std::fmt::Display) -> tsdb::Error {
@@ -79,6 +92,7 @@ impl RemoteStorage {
             timeout: config.remote_timeout,
             runtime: tokio::runtime::Handle::current(),
             no_remote_read: AtomicBool::new(false),
+            nan_is_stale: AtomicBool::new(false),
         })
     }
 
@@ -94,6 +108,12 @@ impl RemoteStorage {
     /// Whether the server turned out to have no remote read.
     pub fn uses_query_api(&self) -> bool {
         self.no_remote_read.load(Ordering::Relaxed)
+    }
+
+    /// Whether the server turned out to be VictoriaMetrics, whose `NaN`s are
+    /// stale markers.
+    pub fn nan_is_stale(&self) -> bool {
+        self.nan_is_stale.load(Ordering::Relaxed)
     }
 
     fn request_headers(&self) -> tsdb::Result<HeaderMap> {
@@ -156,10 +176,13 @@ impl RemoteStorage {
             .await
             .map_err(|e| error(&e))?;
         let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| error(&e))?;
         if matches!(status, 400 | 404 | 405 | 415 | 501) {
+            if String::from_utf8_lossy(&body).contains(VICTORIA_METRICS_REFUSAL) {
+                self.nan_is_stale.store(true, Ordering::Relaxed);
+            }
             return Ok(None);
         }
-        let body = response.bytes().await.map_err(|e| error(&e))?;
         if status / 100 != 2 {
             return Err(error(&format!(
                 "remote read answered HTTP {status}: {}",
@@ -224,6 +247,7 @@ impl RemoteStorage {
                 &[("query", query), ("time", format_seconds(end))],
             )
             .await?;
+        let nan_is_stale = self.nan_is_stale.load(Ordering::Relaxed);
         let mut series = Vec::new();
         for row in data["result"].as_array().into_iter().flatten() {
             let labels = labels_from_json(&row["metric"]);
@@ -233,7 +257,10 @@ impl RemoteStorage {
                 .flatten()
                 .filter_map(|point| {
                     let t = (point[0].as_f64()? * 1000.0).round() as i64;
-                    let v = point[1].as_str()?.parse::<f64>().ok()?;
+                    let mut v = point[1].as_str()?.parse::<f64>().ok()?;
+                    if nan_is_stale && v.is_nan() {
+                        v = STALE_NAN;
+                    }
                     Some(Sample::new(t, v))
                 })
                 .filter(|s| (start..=end).contains(&s.t))

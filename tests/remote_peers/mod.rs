@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sextant::remote::proto;
+use tsdb::model::{Labels, Sample};
 
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 pub const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
@@ -143,6 +145,40 @@ pub async fn start_victoria_metrics(data: &Path, port: u16) -> Peer {
     )
     .await;
     peer
+}
+
+/// Sends `data` to `base/api/v1/write` in one remote write request.
+pub async fn remote_write(base: &str, data: &[(Labels, Vec<Sample>)]) {
+    let request = proto::WriteRequest {
+        timeseries: data
+            .iter()
+            .map(|(labels, samples)| proto::TimeSeries {
+                labels: sextant::remote::labels_to_proto(labels),
+                samples: samples
+                    .iter()
+                    .map(|s| proto::Sample {
+                        value: s.v,
+                        timestamp: s.t,
+                    })
+                    .collect(),
+                exemplars: vec![],
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/write"))
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .body(sextant::remote::encode(&request))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{base}: {}",
+        response.status()
+    );
 }
 
 /// `GET base/api/v1/query` at `time_s`; the `data.result` array.
