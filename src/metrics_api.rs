@@ -12,10 +12,13 @@
 //! - [`selector`]: Kubernetes label selectors to PromQL matchers;
 //! - [`resources`]: resources and the label <-> resource mapping;
 //! - [`wire`]: the JSON documents; values are canonical quantities;
-//! - [`tls`]: HTTPS with a configured or self-signed certificate.
-//!
-//! Requests are not authenticated: the aggregator's front-proxy certificate
-//! is not verified (the APIs only expose metric values the data source holds).
+//! - [`tls`]: HTTPS with a configured or self-signed certificate, and the
+//!   [`tls::Authenticator`] of `metrics_api.authentication`: the aggregator's
+//!   front-proxy client certificate (its CA, allowed names, `X-Remote-User` and
+//!   `X-Remote-Group`) or a client certificate of `client_ca_file`, else 401.
+//!   Without a CA configured, requests are not authenticated. There is no
+//!   authorization (SubjectAccessReview): an authenticated caller reads every
+//!   metric the rules expose.
 
 pub mod discovery;
 pub mod http;

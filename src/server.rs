@@ -633,6 +633,10 @@ fn flags(
             "web.read-timeout",
             format(options.connection_limits.read_timeout),
         ),
+        (
+            "web.write-timeout",
+            format(options.connection_limits.write_timeout),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

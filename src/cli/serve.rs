@@ -108,6 +108,15 @@ pub struct ServeArgs {
         default_value = "5m"
     )]
     pub read_timeout: String,
+    /// The longest a response write may wait for the client to read before the
+    /// connection is closed (no progress at all for this long; default: the
+    /// default query timeout plus 30 s).
+    #[arg(
+        long = "web.write-timeout",
+        value_name = "DURATION",
+        default_value = "2m30s"
+    )]
+    pub write_timeout: String,
     /// The longest a client may take to send a request's headers (or finish
     /// a TLS handshake).
     #[arg(
@@ -189,6 +198,7 @@ impl ServeArgs {
                 )?,
                 max_header_bytes: self.max_header_bytes,
                 read_timeout: duration("web.read-timeout", &self.read_timeout)?,
+                write_timeout: duration("web.write-timeout", &self.write_timeout)?,
             },
         })
     }

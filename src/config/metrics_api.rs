@@ -9,6 +9,9 @@
 //! metrics_api:
 //!   listen_address: 0.0.0.0:6443
 //!   tls: {cert_file: /tls/tls.crt, key_file: /tls/tls.key}   # absent: self-signed
+//!   authentication:                                          # absent: none
+//!     requestheader_client_ca_file: /front-proxy/ca.crt
+//!     requestheader_allowed_names: [front-proxy-client]
 //!   relist_interval: 1m
 //!   rules:
 //!     - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
@@ -49,6 +52,9 @@ pub struct MetricsApiConfig {
     pub listen_address: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub tls: MetricsApiTls,
+    /// Who may call the APIs (absent: anyone who reaches the port).
+    #[serde(default, deserialize_with = "null_default")]
+    pub authentication: MetricsApiAuthentication,
     /// How often `seriesQuery` discovery runs (1m). It must not be shorter
     /// than the scrape interval, or metrics flicker in and out of discovery.
     #[serde(
@@ -84,6 +90,7 @@ impl Default for MetricsApiConfig {
         MetricsApiConfig {
             listen_address: None,
             tls: MetricsApiTls::default(),
+            authentication: MetricsApiAuthentication::default(),
             relist_interval: default_relist_interval(),
             max_age: default_max_age(),
             adapter_config_file: None,
@@ -92,6 +99,79 @@ impl Default for MetricsApiConfig {
             resource_rules: None,
             metrics: Vec::new(),
         }
+    }
+}
+
+/// `metrics_api.authentication`: who may call the APIs, with the settings (and
+/// the defaults) of the Kubernetes apiserver library's `--requestheader-*` and
+/// `--client-ca-file` flags; the header defaults are the values kube-apiserver
+/// publishes in `kube-system/extension-apiserver-authentication`. Neither CA
+/// set: requests are not authenticated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsApiAuthentication {
+    /// The CA of the aggregator's front-proxy client certificate
+    /// (kube-apiserver's `--requestheader-client-ca-file`).
+    #[serde(default)]
+    pub requestheader_client_ca_file: Option<String>,
+    /// Common names a front-proxy certificate may have (empty: any the CA signed).
+    #[serde(default, deserialize_with = "null_default")]
+    pub requestheader_allowed_names: Vec<String>,
+    /// Headers naming the user, first non-empty wins.
+    #[serde(default = "default_username_headers")]
+    pub requestheader_username_headers: Vec<String>,
+    /// Headers naming the user's groups, every value.
+    #[serde(default = "default_group_headers")]
+    pub requestheader_group_headers: Vec<String>,
+    /// Prefixes of the headers carrying the user's extra attributes.
+    #[serde(default = "default_extra_headers_prefix")]
+    pub requestheader_extra_headers_prefix: Vec<String>,
+    /// The CA of other clients' certificates: the user is the common name, the
+    /// groups the organizations.
+    #[serde(default)]
+    pub client_ca_file: Option<String>,
+}
+
+fn default_username_headers() -> Vec<String> {
+    vec!["X-Remote-User".into()]
+}
+
+fn default_group_headers() -> Vec<String> {
+    vec!["X-Remote-Group".into()]
+}
+
+fn default_extra_headers_prefix() -> Vec<String> {
+    vec!["X-Remote-Extra-".into()]
+}
+
+impl Default for MetricsApiAuthentication {
+    fn default() -> Self {
+        MetricsApiAuthentication {
+            requestheader_client_ca_file: None,
+            requestheader_allowed_names: Vec::new(),
+            requestheader_username_headers: default_username_headers(),
+            requestheader_group_headers: default_group_headers(),
+            requestheader_extra_headers_prefix: default_extra_headers_prefix(),
+            client_ca_file: None,
+        }
+    }
+}
+
+impl MetricsApiAuthentication {
+    fn validate(&self) -> Result<(), String> {
+        for name in self
+            .requestheader_username_headers
+            .iter()
+            .chain(&self.requestheader_group_headers)
+            .chain(&self.requestheader_extra_headers_prefix)
+        {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!(
+                    ": metrics_api.authentication: {name:?} is not a header name"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -229,6 +309,7 @@ impl MetricsApiConfig {
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err(": metrics_api.tls needs both cert_file and key_file, or neither".into());
         }
+        self.authentication.validate()?;
         RuleSet::compile(&self.rules, &self.external_rules, &self.metrics)
             .map_err(|e| format!(": metrics_api: {e}"))?;
         Ok(())
@@ -239,6 +320,8 @@ impl MetricsApiConfig {
             &mut self.adapter_config_file,
             &mut self.tls.cert_file,
             &mut self.tls.key_file,
+            &mut self.authentication.requestheader_client_ca_file,
+            &mut self.authentication.client_ca_file,
         ]
         .into_iter()
         .flatten()

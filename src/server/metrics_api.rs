@@ -42,10 +42,19 @@ impl MetricsApiService {
             return Ok(None);
         };
         let rules = config.rule_set().map_err(anyhow::Error::msg)?;
+        let authenticator = tls::Authenticator::from_config(&config.authentication)
+            .context("metrics API authentication")?
+            .map(Arc::new);
+        if authenticator.is_none() {
+            tracing::warn!(
+                "The metrics APIs do not authenticate requests (no metrics_api.authentication CA): anyone reaching the port reads them."
+            );
+        }
         let tls_config = crate::web::tls::from_pem_files(
             config.tls.cert_file.as_deref().map(Path::new),
             config.tls.key_file.as_deref().map(Path::new),
             &tls::default_hosts(),
+            authenticator.is_some(),
         )
         .context("metrics API TLS")?;
         let listener = TcpListener::bind(listen)
@@ -57,10 +66,16 @@ impl MetricsApiService {
         let relister = api.start_relisting(config.relist_interval);
         let (stop, stopped) = oneshot::channel::<()>();
         let served_api = Arc::clone(&api);
+        let router = match authenticator {
+            Some(authenticator) => {
+                tls::with_authentication(http::router(Arc::clone(&served_api)), authenticator)
+            }
+            None => http::router(Arc::clone(&served_api)),
+        };
         let task = tokio::spawn(async move {
             let served = crate::web::serve(
                 listener,
-                http::router(Arc::clone(&served_api)),
+                router,
                 crate::web::Transport::Tls(Arc::new(tls_config)),
                 limits,
                 None,
@@ -95,7 +110,8 @@ impl MetricsApiService {
         config.rule_set()
     }
 
-    /// Applies reloaded rules (the address and certificate need a restart).
+    /// Applies reloaded rules (the address, certificate and authentication
+    /// need a restart).
     pub async fn install(&self, rules: RuleSet) {
         self.api.install(rules).await;
     }

@@ -2,11 +2,18 @@
 //! (further clients wait in the kernel's backlog, as Go's LimitListener
 //! makes them), TLS from a fixed config or the web config in force, request
 //! headers bounded in size and time (no slow-loris), request bodies bounded
-//! in time, HTTP/1.1 and HTTP/2, and a graceful drain at shutdown.
+//! in time, responses cut when the client stops reading them
+//! ([`ConnectionLimits::write_timeout`]), HTTP/1.1 and HTTP/2, and a graceful
+//! drain at shutdown. Over TLS, each request carries the client's
+//! certificate chain as a [`PeerCertificates`] extension.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +23,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -41,7 +50,17 @@ pub struct ConnectionLimits {
     pub max_header_bytes: usize,
     /// Time to receive a request's body (`--web.read-timeout`).
     pub read_timeout: Duration,
+    /// Time a write to the client may wait without any progress before the
+    /// connection is closed (`--web.write-timeout`): a client that stops
+    /// reading a response holds its connection and buffers no longer. Unlike
+    /// Go's `WriteTimeout` it bounds stalls, not the whole response, so it does
+    /// not need to cover the query's own time; its default is still the
+    /// default query timeout plus a margin.
+    pub write_timeout: Duration,
 }
+
+/// The `--web.write-timeout` default: `--query.timeout`'s (2m) plus 30 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(150);
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -50,6 +69,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(30),
             max_header_bytes: 1 << 20,
             read_timeout: Duration::from_secs(300),
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -101,7 +121,7 @@ impl ConnectionMetrics {
             ),
             errors: registry.counter(
                 "sextant_http_connection_errors_total",
-                "Connections closed on an error, by listener and reason (tls_handshake, header_timeout, header_too_large, other).",
+                "Connections closed on an error, by listener and reason (tls_handshake, header_timeout, header_too_large, write_timeout, other).",
                 &["listener", "reason"],
             ),
         }
@@ -207,9 +227,11 @@ where
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let service = TowerToHyperService::new(service);
+    let stalled = Arc::new(AtomicBool::new(false));
+    let stream = WriteTimeout::new(stream, limits.write_timeout, Arc::clone(&stalled));
     let result = match tls {
         None => {
+            let service = TowerToHyperService::new(service);
             watcher
                 .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service))
                 .await
@@ -227,11 +249,29 @@ where
                     }
                     Err(_) => return Err("tls_handshake"),
                 };
+            let certificates = PeerCertificates(Arc::new(
+                stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|chain| chain.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default(),
+            ));
+            let service = TowerToHyperService::new(service.map_request(
+                move |mut request: axum::http::Request<Incoming>| {
+                    request.extensions_mut().insert(certificates.clone());
+                    request
+                },
+            ));
             watcher
                 .watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service))
                 .await
         }
     };
+    if stalled.load(Ordering::Relaxed) {
+        tracing::debug!(%peer, "Closed a connection whose client stopped reading.");
+        return Err("write_timeout");
+    }
     match result {
         Ok(()) => Ok(()),
         Err(error) => {
@@ -241,10 +281,180 @@ where
     }
 }
 
+/// The client's certificate chain on a TLS connection (end entity first;
+/// empty when it sent none), in every request's extensions.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+/// A connection whose writes fail with `TimedOut` once one has waited
+/// `timeout` without progress (the client does not read); `stalled` records
+/// that it happened. Reads pass through.
+struct WriteTimeout<S> {
+    inner: S,
+    timeout: Duration,
+    /// Running while a write is pending; reset by any progress.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl<S> WriteTimeout<S> {
+    fn new(inner: S, timeout: Duration, stalled: Arc<AtomicBool>) -> Self {
+        WriteTimeout {
+            inner,
+            timeout,
+            deadline: None,
+            stalled,
+        }
+    }
+
+    /// Passes a ready outcome through (and forgets the deadline); on
+    /// `Pending`, fails once the deadline has passed.
+    fn check<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.deadline = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            self.deadline = None;
+            self.stalled.store(true, Ordering::Relaxed);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "write timeout: the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.check(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.check(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_flush(cx);
+        self.check(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.check(cx, poll)
+    }
+}
+
 fn classify(error: &(dyn std::error::Error + 'static)) -> &'static str {
     match error.downcast_ref::<hyper::Error>() {
         Some(e) if e.is_timeout() => "header_timeout",
         Some(e) if e.is_parse_too_large() => "header_too_large",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A client asks for a 32 MiB response and never reads it: once the socket
+    /// buffers are full the server's writes stall, and `write_timeout` later the
+    /// connection is closed and counted; reading then gets what the buffers held
+    /// and the end of the stream, not the whole body.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_stops_reading_is_cut_off() {
+        const BODY: usize = 32 << 20;
+        let registry = Registry::new();
+        let metrics = ConnectionMetrics::register(&registry);
+        let body = axum::body::Bytes::from(vec![b'x'; BODY]);
+        let router = Router::new().route(
+            "/large",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { body }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = ConnectionLimits {
+            write_timeout: Duration::from_millis(200),
+            ..ConnectionLimits::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            Transport::Plain,
+            limits,
+            Some((metrics.clone(), "web")),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /large HTTP/1.1\r\nHost: sextant\r\n\r\n")
+            .await
+            .unwrap();
+        // The server's timer is the only event; poll its figure, with a generous
+        // limit no assertion depends on.
+        let timeouts = metrics.errors.with(&["web", "write_timeout"]);
+        let started = std::time::Instant::now();
+        while timeouts.get() < 1.0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the stalled write never timed out"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut received = 0usize;
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            match client.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n,
+            }
+        }
+        assert!(received > 0);
+        assert!(received < BODY, "received the whole body: {received}");
+        assert_eq!(timeouts.get(), 1.0);
+        assert_eq!(metrics.open.with(&["web"]).get(), 0.0);
+
+        // A client that reads gets everything.
+        let response = reqwest::get(format!("http://{addr}/large")).await.unwrap();
+        assert_eq!(response.bytes().await.unwrap().len(), BODY);
+        assert_eq!(timeouts.get(), 1.0);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
     }
 }

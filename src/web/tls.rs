@@ -58,8 +58,12 @@ pub fn from_web_config(tls: &TlsServerConfig, http2: bool) -> Result<ServerConfi
     Ok(config)
 }
 
-/// TLS from PEM files, or self-signed for `hosts` when no files are given,
-/// without client certificates.
+/// TLS from PEM files, or self-signed for `hosts` when no files are given.
+/// With `request_client_certs`, clients are asked for a certificate but not
+/// required to send one, and its chain is not checked here: the request's
+/// authenticator checks it (as Go's `RequestClientCert`, what the Kubernetes
+/// apiserver library uses), so a missing or unknown certificate gets a 401
+/// rather than a failed handshake.
 ///
 /// # Errors
 /// A file cannot be read or holds no certificate or key; the key does not fit
@@ -68,18 +72,27 @@ pub fn from_pem_files(
     cert_file: Option<&Path>,
     key_file: Option<&Path>,
     hosts: &[String],
+    request_client_certs: bool,
 ) -> Result<ServerConfig, Error> {
     let (certs, key) = match (cert_file, key_file) {
         (Some(cert), Some(key)) => (certs_from_file(cert)?, key_from_file(key)?),
         _ => self_signed(hosts)?,
     };
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| Error::Tls(format!("certificate and key: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn ClientCertVerifier> = if request_client_certs {
+        Arc::new(AnyClientCert {
+            mandatory: false,
+            algorithms: provider.signature_verification_algorithms,
+        })
+    } else {
+        WebPkiClientVerifier::no_client_auth()
+    };
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Tls(format!("certificate and key: {e}")))?;
     config.alpn_protocols = alpn(true);
     Ok(config)
 }
@@ -377,7 +390,8 @@ mod tests {
     /// certificate verifies it for 127.0.0.1.
     #[tokio::test]
     async fn serves_https_with_a_self_signed_certificate() {
-        let config = from_pem_files(None, None, &crate::metrics_api::tls::default_hosts()).unwrap();
+        let config =
+            from_pem_files(None, None, &crate::metrics_api::tls::default_hosts(), false).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
@@ -424,15 +438,16 @@ mod tests {
         std::fs::write(&cert, one.cert.pem()).unwrap();
         std::fs::write(&key, one.signing_key.serialize_pem()).unwrap();
         std::fs::write(&other_key, two.signing_key.serialize_pem()).unwrap();
-        assert!(from_pem_files(Some(&cert), Some(&key), &[]).is_ok());
-        let mismatch = from_pem_files(Some(&cert), Some(&other_key), &[]).unwrap_err();
+        assert!(from_pem_files(Some(&cert), Some(&key), &[], false).is_ok());
+        let mismatch = from_pem_files(Some(&cert), Some(&other_key), &[], false).unwrap_err();
         assert!(
             mismatch.to_string().contains("certificate and key"),
             "{mismatch}"
         );
-        let missing = from_pem_files(Some(&dir.path().join("nope")), Some(&key), &[]).unwrap_err();
+        let missing =
+            from_pem_files(Some(&dir.path().join("nope")), Some(&key), &[], false).unwrap_err();
         assert!(missing.to_string().contains("nope"), "{missing}");
         std::fs::write(&cert, "not pem").unwrap();
-        assert!(from_pem_files(Some(&cert), Some(&key), &[]).is_err());
+        assert!(from_pem_files(Some(&cert), Some(&key), &[], false).is_err());
     }
 }
