@@ -645,35 +645,32 @@ async fn the_loop_scrapes_on_its_phase_every_interval_and_marks_stale_when_stopp
     assert!(clock.now_ms() > next_scrape + 10_000);
 }
 
+/// Runs a loop scraping `a 1` from 3.5 s on, removes its target (stop with
+/// staleness) after `ms` of paused time, and waits for the loop to end.
+async fn run_until_removed(storage: &Arc<MemStorage>, retiring: &Retiring, ms: u64) {
+    let (scrape_loop, _) = scheduled_loop(storage, vec!["a 1\n"]);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(
+        scrape_loop
+            .with_retiring(retiring.clone())
+            .run(3_500, stopped),
+    );
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    stop.send(Stop::MarkStale).unwrap();
+    task.await.unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_cancels_end_of_run_markers_and_an_unscraped_loop_leaves_none() {
     // Stopped before its first scrape: nothing at all.
     let storage = Arc::new(MemStorage::default());
     let retiring = Retiring::default();
-    let (scrape_loop, _) = scheduled_loop(&storage, vec!["a 1\n"]);
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(
-        scrape_loop
-            .with_retiring(retiring.clone())
-            .run(3_500, stopped),
-    );
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    stop.send(Stop::MarkStale).unwrap();
-    task.await.unwrap();
+    run_until_removed(&storage, &retiring, 1_000).await;
     retiring.wait().await;
     assert!(storage.series().is_empty());
 
     // Shutdown while the markers wait: none are written.
-    let (scrape_loop, _) = scheduled_loop(&storage, vec!["a 1\n"]);
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(
-        scrape_loop
-            .with_retiring(retiring.clone())
-            .run(3_500, stopped),
-    );
-    tokio::time::sleep(Duration::from_millis(5_000)).await;
-    stop.send(Stop::MarkStale).unwrap();
-    task.await.unwrap();
+    run_until_removed(&storage, &retiring, 5_000).await;
     tokio::time::sleep(Duration::from_millis(10_000)).await;
     retiring.shutdown().await;
     tokio::time::sleep(Duration::from_millis(30_000)).await;
