@@ -649,8 +649,15 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Takes the exclusive lock on `<dir>/lock`; the lock lives as long as the
-/// returned file.
+/// How long [`lock_dir`] keeps trying before reporting [`Error::Locked`].
+///
+/// The lock is an `flock` on an open file description, which a process
+/// shares with every child it forks until the child execs: a database
+/// closed while another thread of the process spawns a command stays
+/// locked for that instant. A holder that is really there (a running
+/// server) holds it for much longer than this.
+const LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
 /// Takes the exclusive lock on `<dir>/lock` that an open [`Db`] holds, for
 /// tools that write into a data directory without opening it (the
 /// importer): held until the returned file is dropped.
@@ -666,12 +673,20 @@ pub fn lock_dir(dir: &Path) -> Result<File> {
         .write(true)
         .open(&path)
         .map_err(|e| io_error(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path, e)),
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&path, e)),
+        }
     }
 }
 
