@@ -23,7 +23,7 @@ use crate::controller::{
 use crate::explain::Explanation;
 use crate::hpa::{self, History, MetricOutcome, TimestampedRecommendation};
 use crate::model::{CPU, HorizontalPodAutoscalerSpec, MEMORY, MetricSource, PodResourcePolicy};
-use crate::vpa::{self, Bounds, Resource};
+use crate::vpa::{self, Bound, Bounds, Resource};
 use crate::{Error, Result};
 
 /// One workload of the configuration's `autoscaler.workloads`.
@@ -464,15 +464,10 @@ async fn refresh_one<B: QueryBackend>(
                         .and_then(|r| r.get(&rec.container_name))
                         .copied()
                 };
+                let (cpu, memory) = (request(CPU), request(MEMORY));
                 containers.push(ContainerRecommendation {
-                    cpu: rec
-                        .cpu
-                        .as_ref()
-                        .map(|b| ResourceRecommendation::new(b, request(CPU))),
-                    memory: rec
-                        .memory
-                        .as_ref()
-                        .map(|b| ResourceRecommendation::new(b, request(MEMORY))),
+                    cpu: rec.cpu.map(|b| ResourceRecommendation::new(b, cpu)),
+                    memory: rec.memory.map(|b| ResourceRecommendation::new(b, memory)),
                     name: rec.container_name,
                 });
             }
@@ -800,46 +795,148 @@ pub struct ResourceRecommendation {
     /// The target before the policy's minAllowed/maxAllowed.
     pub uncapped_target: f64,
     /// `lower_bound`, `target`, `upper_bound` (and `current_request`) as quantities.
-    pub quantities: BTreeMap<String, String>,
+    pub quantities: Quantities,
     /// Days of history behind the bounds.
     pub confidence: f64,
     /// Why each number: `lower_bound`, `target`, `upper_bound`.
-    pub explanations: BTreeMap<String, Explanation>,
+    pub explanations: BoundExplanations,
+}
+
+/// The amounts of a [`ResourceRecommendation`] as Kubernetes quantities; in JSON an
+/// object keyed `current_request` (when known), `lower_bound`, `target`,
+/// `upper_bound`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quantities {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_request: Option<String>,
+    pub lower_bound: String,
+    pub target: String,
+    pub upper_bound: String,
+}
+
+impl Quantities {
+    /// The quantity named as in JSON.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        match key {
+            "current_request" => self.current_request.as_ref(),
+            "lower_bound" => Some(&self.lower_bound),
+            "target" => Some(&self.target),
+            "upper_bound" => Some(&self.upper_bound),
+            _ => None,
+        }
+    }
+}
+
+/// The explanations of a [`ResourceRecommendation`]'s three numbers; in JSON an
+/// object keyed `lower_bound`, `target`, `upper_bound`.
+///
+/// A refresh keeps the numbers the estimator chain started from (its
+/// [`Bounds`]) and writes the text only when asked ([`BoundExplanations::get`],
+/// serialisation): formatting 18 explanations per workload at every refresh of
+/// thousands of workloads was most of the report's memory. Deserialised ones hold
+/// the text.
+#[derive(Debug, Clone)]
+pub struct BoundExplanations(ExplanationSource);
+
+#[derive(Debug, Clone)]
+enum ExplanationSource {
+    Derived(Box<Bounds>),
+    Written(Box<WrittenExplanations>),
+}
+
+/// Field order as the keys sort: a map's order before these were structured.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct WrittenExplanations {
+    #[serde(default)]
+    lower_bound: Explanation,
+    #[serde(default)]
+    target: Explanation,
+    #[serde(default)]
+    upper_bound: Explanation,
+}
+
+impl BoundExplanations {
+    /// Explanations written out already.
+    pub fn written(
+        lower_bound: Explanation,
+        target: Explanation,
+        upper_bound: Explanation,
+    ) -> BoundExplanations {
+        BoundExplanations(ExplanationSource::Written(Box::new(WrittenExplanations {
+            lower_bound,
+            target,
+            upper_bound,
+        })))
+    }
+
+    /// The explanation of one number.
+    pub fn explanation(&self, bound: Bound) -> Explanation {
+        match &self.0 {
+            ExplanationSource::Derived(bounds) => bounds.explanation(bound),
+            ExplanationSource::Written(w) => match bound {
+                Bound::Target => w.target.clone(),
+                Bound::LowerBound => w.lower_bound.clone(),
+                Bound::UpperBound => w.upper_bound.clone(),
+            },
+        }
+    }
+
+    /// The explanation named as in JSON: `lower_bound`, `target`, `upper_bound`.
+    pub fn get(&self, key: &str) -> Option<Explanation> {
+        [Bound::LowerBound, Bound::Target, Bound::UpperBound]
+            .into_iter()
+            .find(|b| b.key() == key)
+            .map(|b| self.explanation(b))
+    }
+
+    fn write(&self) -> WrittenExplanations {
+        WrittenExplanations {
+            lower_bound: self.explanation(Bound::LowerBound),
+            target: self.explanation(Bound::Target),
+            upper_bound: self.explanation(Bound::UpperBound),
+        }
+    }
+}
+
+impl PartialEq for BoundExplanations {
+    fn eq(&self, other: &BoundExplanations) -> bool {
+        match (&self.0, &other.0) {
+            (ExplanationSource::Derived(a), ExplanationSource::Derived(b)) => a == b,
+            _ => self.write() == other.write(),
+        }
+    }
+}
+
+impl Serialize for BoundExplanations {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            ExplanationSource::Written(w) => w.serialize(serializer),
+            ExplanationSource::Derived(_) => self.write().serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BoundExplanations {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WrittenExplanations::deserialize(deserializer)
+            .map(|w| BoundExplanations(ExplanationSource::Written(Box::new(w))))
+    }
 }
 
 impl ResourceRecommendation {
-    fn new(bounds: &Bounds, current_request: Option<f64>) -> ResourceRecommendation {
+    fn new(bounds: Bounds, current_request: Option<f64>) -> ResourceRecommendation {
         let (unit, scale) = match bounds.resource {
             Resource::Cpu => ("core", 0.001),
             Resource::Memory => ("byte", 1.0),
         };
         let value = |amount: i64| amount as f64 * scale;
-        let mut quantities = BTreeMap::new();
-        for (name, amount) in [
-            ("lower_bound", bounds.lower_bound.value),
-            ("target", bounds.target.value),
-            ("upper_bound", bounds.upper_bound.value),
-        ] {
-            quantities.insert(
-                name.to_string(),
-                bounds.resource.quantity(amount).to_string(),
-            );
-        }
-        if let Some(request) = current_request {
-            let amount = (request / scale).round() as i64;
-            quantities.insert(
-                "current_request".to_string(),
-                bounds.resource.quantity(amount).to_string(),
-            );
-        }
-        let explanations = [
-            ("lower_bound", &bounds.lower_bound.explanation),
-            ("target", &bounds.target.explanation),
-            ("upper_bound", &bounds.upper_bound.explanation),
-        ]
-        .into_iter()
-        .map(|(k, e)| (k.to_string(), e.clone()))
-        .collect();
+        let quantity = |amount: i64| bounds.resource.quantity(amount).to_string();
+        let quantities = Quantities {
+            current_request: current_request.map(|r| quantity((r / scale).round() as i64)),
+            lower_bound: quantity(bounds.lower_bound.value),
+            target: quantity(bounds.target.value),
+            upper_bound: quantity(bounds.upper_bound.value),
+        };
         ResourceRecommendation {
             unit: unit.to_string(),
             current_request,
@@ -849,7 +946,7 @@ impl ResourceRecommendation {
             uncapped_target: value(bounds.uncapped_target),
             quantities,
             confidence: bounds.confidence,
-            explanations,
+            explanations: BoundExplanations(ExplanationSource::Derived(Box::new(bounds))),
         }
     }
 }

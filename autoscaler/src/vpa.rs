@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::{AggregateCheckpoint, AggregateState, ContainerState, OomError};
-pub use estimator::{Amount, Bounds, ContainerRecommendation, Resource, recommend};
+pub use estimator::{Amount, Basis, Bound, Bounds, ContainerRecommendation, Resource, recommend};
 pub use histogram::{Histogram, HistogramCheckpoint, HistogramOptions};
 
 use crate::Result;

@@ -342,10 +342,16 @@ hpa:
     assert_eq!(app.name, "app");
     let cpu = app.cpu.as_ref().unwrap();
     assert_eq!((cpu.target, cpu.current_request), (0.587, Some(0.5)));
-    assert_eq!(cpu.quantities["target"], "587m");
-    assert_eq!(cpu.quantities["current_request"], "500m");
+    assert_eq!(cpu.quantities.target, "587m");
+    assert_eq!(cpu.quantities.current_request.as_deref(), Some("500m"));
     assert_eq!(cpu.unit, "core");
-    assert!(cpu.explanations["target"].summary.contains("587m"));
+    assert!(
+        cpu.explanations
+            .get("target")
+            .unwrap()
+            .summary
+            .contains("587m")
+    );
     let memory = app.memory.as_ref().unwrap();
     assert_eq!(memory.target, 587_804_717.0);
     // 1100m used of 1200m requested at a 50 % target: ceil(2 x 1.83) = 4.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use autoscaler::hpa::{self, History, MetricReading, Observation, Options, PodMetric};
 use autoscaler::model::{CPU, HorizontalPodAutoscalerSpec, Pod};
-use autoscaler::vpa::{self, AggregateState, ContainerState};
+use autoscaler::vpa::{self, AggregateState, Bound, ContainerState};
 use expect_test::expect;
 
 const T0: i64 = 1_699_923_600_000; // 2023-11-14T01:00:00Z
@@ -127,6 +127,9 @@ fn vpa_explanations() {
     "#]]
     .assert_eq(&format!(
         "{}{}{}{}",
-        cpu.target.explanation, cpu.lower_bound.explanation, cpu.upper_bound.explanation, memory.target.explanation
+        cpu.explanation(Bound::Target),
+        cpu.explanation(Bound::LowerBound),
+        cpu.explanation(Bound::UpperBound),
+        memory.explanation(Bound::Target)
     ));
 }

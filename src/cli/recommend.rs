@@ -302,9 +302,7 @@ fn table(report: &Report) -> String {
                 quantity_or_dash(r.quantities.get("current_request")).to_string(),
                 format!(
                     "{} ({}-{})",
-                    r.quantities["target"],
-                    r.quantities["lower_bound"],
-                    r.quantities["upper_bound"]
+                    r.quantities.target, r.quantities.lower_bound, r.quantities.upper_bound
                 ),
             ),
             None => ("-".into(), "-".into()),
@@ -504,7 +502,7 @@ fn yaml(report: &Report) -> Result<String> {
                 let mut requests = std::collections::BTreeMap::new();
                 for (resource, r) in [("cpu", &c.cpu), ("memory", &c.memory)] {
                     if let Some(r) = r {
-                        requests.insert(resource.to_string(), r.quantities["target"].clone());
+                        requests.insert(resource.to_string(), r.quantities.target.clone());
                     }
                 }
                 (!requests.is_empty()).then(|| PatchContainer {

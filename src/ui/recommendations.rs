@@ -215,7 +215,7 @@ fn workload(out: &mut String, w: &WorkloadRecommendation, now_ms: i64) {
                     if let Some(e) = r.explanations.get(key) {
                         let quantity = r.quantities.get(key).map_or("–", String::as_str);
                         let summary = format!("Why the {label} is {quantity}");
-                        out.push_str(&explanation(&summary, e));
+                        out.push_str(&explanation(&summary, &e));
                     }
                 }
                 let src = chart_url(
@@ -266,11 +266,10 @@ pub fn body(report: Option<&Report>, now_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use autoscaler::controller::WorkloadKind;
     use autoscaler::explain::Explanation;
-    use autoscaler::recommender::{ContainerRecommendation, Inputs};
+    use autoscaler::recommender::{BoundExplanations, ContainerRecommendation, Inputs, Quantities};
 
     use super::*;
 
@@ -284,14 +283,18 @@ mod tests {
             target: 0.25,
             upper_bound: 0.6,
             uncapped_target: 0.25,
-            quantities: BTreeMap::from([
-                ("current_request".into(), "500m".into()),
-                ("lower_bound".into(), "100m".into()),
-                ("target".into(), "250m".into()),
-                ("upper_bound".into(), "600m".into()),
-            ]),
+            quantities: Quantities {
+                current_request: Some("500m".into()),
+                lower_bound: "100m".into(),
+                target: "250m".into(),
+                upper_bound: "600m".into(),
+            },
             confidence: 2.5,
-            explanations: BTreeMap::from([("target".into(), why)]),
+            explanations: BoundExplanations::written(
+                Explanation::default(),
+                why,
+                Explanation::default(),
+            ),
         }
     }
 

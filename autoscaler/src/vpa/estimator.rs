@@ -106,16 +106,69 @@ impl Resource {
     }
 }
 
-/// One recommended number and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One recommended number. Its explanation is written on demand by
+/// [`Bounds::explanation`], from the numbers kept here and in [`Basis`]: a refresh of
+/// thousands of containers formats no text.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Amount {
     /// Millicores or bytes.
     pub value: i64,
-    pub explanation: Explanation,
+    /// The histogram percentile the chain starts from, in cores or bytes.
+    pub percentile_value: f64,
+}
+
+/// Which of the three numbers of a [`Bounds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    Target,
+    LowerBound,
+    UpperBound,
+}
+
+impl Bound {
+    /// The name the recommendations API uses: `target`, `lower_bound`, `upper_bound`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Bound::Target => "target",
+            Bound::LowerBound => "lower_bound",
+            Bound::UpperBound => "upper_bound",
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Bound::Target => "target",
+            Bound::LowerBound => "lower bound",
+            Bound::UpperBound => "upper bound",
+        }
+    }
+}
+
+/// What the amounts of one [`Bounds`] were computed from, beside each amount's
+/// histogram percentile: the inputs of the estimator chain, kept as numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Basis {
+    pub container: String,
+    /// CPU samples behind the histograms.
+    pub total_samples: u64,
+    /// Days between the first and the last CPU sample; `None` before any.
+    pub history_days: Option<f64>,
+    pub half_life_ms: i64,
+    pub margin: f64,
+    /// The pod minimum and this container's share of it.
+    pub pod_min: i64,
+    pub min_amount: i64,
+    pub n_containers: usize,
+    pub round_to: i64,
+    /// The percentiles of target, lower bound and upper bound.
+    pub percentiles: [f64; 3],
+    /// The policy's minAllowed and maxAllowed (or the global maximum), if any.
+    pub min_allowed: Option<Quantity>,
+    pub max_allowed: Option<Quantity>,
 }
 
 /// The recommendation for one resource of one container.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Bounds {
     pub resource: Resource,
     pub target: Amount,
@@ -125,10 +178,36 @@ pub struct Bounds {
     pub uncapped_target: i64,
     /// Days of history behind it (the confidence of the multiplier).
     pub confidence: f64,
+    pub basis: Basis,
+}
+
+impl Bounds {
+    pub fn amount(&self, bound: Bound) -> &Amount {
+        match bound {
+            Bound::Target => &self.target,
+            Bound::LowerBound => &self.lower_bound,
+            Bound::UpperBound => &self.upper_bound,
+        }
+    }
+
+    /// Why `bound` has its value: the inputs and every step of the chain, written
+    /// by the same code that computed the value.
+    pub fn explanation(&self, bound: Bound) -> Explanation {
+        let mut explanation = Explanation::new(String::new());
+        chain(
+            self.resource,
+            &self.basis,
+            self.confidence,
+            bound,
+            self.amount(bound).percentile_value,
+            &mut Trail(Some(&mut explanation)),
+        );
+        explanation
+    }
 }
 
 /// The recommendation for one container.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContainerRecommendation {
     pub container_name: String,
     /// `None` when cpu is not a controlled resource.
@@ -172,9 +251,29 @@ pub fn recommend(
                     .is_none_or(|list| list.iter().any(|x| x == r))
             };
             let estimate = |resource: Resource, pod_min: i64, split_min: i64| {
-                let mut bounds = estimate(state, resource, options, pod_min, split_min, n);
-                apply_policy(&mut bounds, name, policy, options);
-                bounds
+                let (min_allowed, max_allowed) = policy_limits(resource, name, policy, options);
+                estimate(
+                    state,
+                    resource,
+                    options,
+                    Basis {
+                        container: name.clone(),
+                        total_samples: 0,
+                        history_days: None,
+                        half_life_ms: 0,
+                        margin: options.recommendation_margin_fraction,
+                        pod_min,
+                        min_amount: split_min,
+                        n_containers: n,
+                        round_to: match resource {
+                            Resource::Cpu => options.round_cpu_millicores,
+                            Resource::Memory => options.round_memory_bytes,
+                        },
+                        percentiles: [0.0; 3],
+                        min_allowed,
+                        max_allowed,
+                    },
+                )
             };
             ContainerRecommendation {
                 container_name: name.clone(),
@@ -202,159 +301,236 @@ pub fn pod_minimum_share(options: &Options, n_containers: usize) -> (i64, i64) {
     (scale(cpu, fraction), scale(memory, fraction))
 }
 
-/// The estimator chain for one resource: percentile, margin, confidence, minimum.
+/// The estimator chain for one resource: percentile, margin, confidence, minimum,
+/// policy. `basis` comes with the policy's part filled in; the state's part is
+/// filled in here.
 fn estimate(
     state: &AggregateState,
     resource: Resource,
     options: &Options,
-    pod_min: i64,
-    min_amount: i64,
-    n_containers: usize,
+    mut basis: Basis,
 ) -> Bounds {
-    let (histogram, percentiles, interval, what): (&DecayingHistogram, [f64; 3], _, &str) =
-        match resource {
-            Resource::Cpu => (
-                &state.cpu,
-                [
-                    options.target_cpu_percentile,
-                    options.lower_bound_cpu_percentile,
-                    options.upper_bound_cpu_percentile,
-                ],
-                options.confidence_interval_cpu,
-                "the decaying histogram of CPU usage",
-            ),
-            Resource::Memory => (
-                &state.memory_peaks,
-                [
-                    options.target_memory_percentile,
-                    options.lower_bound_memory_percentile,
-                    options.upper_bound_memory_percentile,
-                ],
-                options.confidence_interval_memory,
-                "the decaying histogram of daily memory peaks",
-            ),
-        };
-    let interval_ms = duration_ms(interval);
-    let confidence = state.confidence(interval_ms);
-    let margin = options.recommendation_margin_fraction;
-    let round_to = match resource {
-        Resource::Cpu => options.round_cpu_millicores,
-        Resource::Memory => options.round_memory_bytes,
+    let (histogram, percentiles, interval): (&DecayingHistogram, [f64; 3], _) = match resource {
+        Resource::Cpu => (
+            &state.cpu,
+            [
+                options.target_cpu_percentile,
+                options.lower_bound_cpu_percentile,
+                options.upper_bound_cpu_percentile,
+            ],
+            options.confidence_interval_cpu,
+        ),
+        Resource::Memory => (
+            &state.memory_peaks,
+            [
+                options.target_memory_percentile,
+                options.lower_bound_memory_percentile,
+                options.upper_bound_memory_percentile,
+            ],
+            options.confidence_interval_memory,
+        ),
     };
-
-    let history = describe_history(state, interval_ms);
-    let base_inputs = |e: &mut Explanation| {
-        e.input("history", &history)
-            .input(
-                "half-life",
-                format!("{} h", histogram.half_life_ms() / 3_600_000),
-            )
-            .input("safety margin", format!("{} %", margin * 100.0))
-            .input(
-                "pod minimum",
-                format!(
-                    "{} split over {n_containers} container(s) = {}",
-                    resource.unit(pod_min),
-                    resource.unit(min_amount)
-                ),
+    let confidence = state.confidence(duration_ms(interval));
+    basis.total_samples = state.total_samples;
+    basis.history_days = match (state.first_sample_start_ms, state.last_sample_start_ms) {
+        (Some(first), Some(last)) => Some((last - first) as f64 / 86_400_000.0),
+        _ => None,
+    };
+    basis.half_life_ms = histogram.half_life_ms();
+    basis.percentiles = percentiles;
+    let mut uncapped_target = 0;
+    let [target, lower_bound, upper_bound] = [Bound::Target, Bound::LowerBound, Bound::UpperBound]
+        .map(|bound| {
+            let percentile_value = histogram.percentile(basis.percentiles[bound as usize]);
+            let (uncapped, value) = chain(
+                resource,
+                &basis,
+                confidence,
+                bound,
+                percentile_value,
+                &mut Trail(None),
             );
-    };
-    let percentile_steps = |e: &mut Explanation, p: f64| -> i64 {
-        let value = histogram.percentile(p);
-        let amount = resource.amount_from_histogram(value);
-        e.step(
+            if bound == Bound::Target {
+                uncapped_target = uncapped;
+            }
+            Amount {
+                value,
+                percentile_value,
+            }
+        });
+    Bounds {
+        resource,
+        target,
+        lower_bound,
+        upper_bound,
+        uncapped_target,
+        confidence,
+        basis,
+    }
+}
+
+/// Where the chain writes its explanation, if anywhere: the text is formatted only
+/// when it is asked for.
+struct Trail<'a>(Option<&'a mut Explanation>);
+
+impl Trail<'_> {
+    fn input(&mut self, name: &str, value: impl FnOnce() -> String) {
+        if let Some(e) = self.0.as_deref_mut() {
+            e.input(name, value());
+        }
+    }
+
+    fn step(&mut self, description: impl FnOnce() -> String, result: impl FnOnce() -> String) {
+        if let Some(e) = self.0.as_deref_mut() {
+            e.step(description(), result());
+        }
+    }
+
+    fn summary(&mut self, summary: impl FnOnce() -> String) {
+        if let Some(e) = self.0.as_deref_mut() {
+            e.summary = summary();
+        }
+    }
+}
+
+/// One amount from its histogram percentile (cores or bytes): margin, confidence
+/// (bounds only), the pod minimum, rounding, then the policy's minAllowed and
+/// maxAllowed. Returns the amount before and after the policy; writes each step
+/// to `trail`.
+fn chain(
+    resource: Resource,
+    basis: &Basis,
+    confidence: f64,
+    bound: Bound,
+    percentile_value: f64,
+    trail: &mut Trail<'_>,
+) -> (i64, i64) {
+    let margin = basis.margin;
+    trail.input("history", || describe_history(basis, confidence));
+    trail.input("half-life", || {
+        format!("{} h", basis.half_life_ms / 3_600_000)
+    });
+    trail.input("safety margin", || format!("{} %", margin * 100.0));
+    trail.input("pod minimum", || {
+        format!(
+            "{} split over {} container(s) = {}",
+            resource.unit(basis.pod_min),
+            basis.n_containers,
+            resource.unit(basis.min_amount)
+        )
+    });
+
+    let p = basis.percentiles[bound as usize];
+    let amount = resource.amount_from_histogram(percentile_value);
+    trail.step(
+        || {
+            let what = match resource {
+                Resource::Cpu => "the decaying histogram of CPU usage",
+                Resource::Memory => "the decaying histogram of daily memory peaks",
+            };
             format!(
                 "p{} of {what} (the end of the 5 % bucket it falls in)",
                 p * 100.0
-            ),
-            match resource {
-                Resource::Cpu => format!("{value} cores = {amount}m"),
-                Resource::Memory => format!("{amount} bytes"),
-            },
-        );
-        let with = with_margin(amount, margin);
-        e.step(
+            )
+        },
+        || match resource {
+            Resource::Cpu => format!("{percentile_value} cores = {amount}m"),
+            Resource::Memory => format!("{amount} bytes"),
+        },
+    );
+    let with = with_margin(amount, margin);
+    trail.step(
+        || {
             format!(
                 "plus the {} % safety margin ({} truncated)",
                 margin * 100.0,
                 resource.unit(with - amount)
-            ),
-            resource.unit(with),
-        );
-        with
-    };
-    let floor = |e: &mut Explanation, value: i64| -> i64 {
-        let floored = value.max(min_amount);
-        if floored != value {
-            e.step(
-                "raised to the per-container share of the pod minimum",
-                resource.unit(floored),
-            );
-        }
-        let rounded = round_up(floored, round_to);
-        if rounded != floored {
-            e.step(
-                format!("rounded up to a multiple of {round_to}"),
-                resource.unit(rounded),
-            );
-        }
-        rounded
-    };
-
-    let mut target_e = Explanation::new(String::new());
-    base_inputs(&mut target_e);
-    let target = percentile_steps(&mut target_e, percentiles[0]);
-    let target = floor(&mut target_e, target);
-
-    let mut lower_e = Explanation::new(String::new());
-    base_inputs(&mut lower_e);
-    let lower = percentile_steps(&mut lower_e, percentiles[1]);
-    let lower_factor = confidence_factor(0.001, -2.0, confidence);
-    let lower_scaled = with_confidence(lower, 0.001, -2.0, confidence);
-    lower_e.step(
-        format!(
-            "times (1 + 0.001 / {} days of history)^-2 = {lower_factor:.6}, truncated",
-            fmt_days(confidence)
-        ),
-        resource.unit(lower_scaled),
-    );
-    let lower = floor(&mut lower_e, lower_scaled);
-
-    let mut upper_e = Explanation::new(String::new());
-    base_inputs(&mut upper_e);
-    let upper = percentile_steps(&mut upper_e, percentiles[2]);
-    let upper_factor = confidence_factor(1.0, 1.0, confidence);
-    let upper_scaled = with_confidence(upper, 1.0, 1.0, confidence);
-    upper_e.step(
-        if confidence > 0.0 {
-            format!(
-                "times (1 + 1 / {} days of history) = {upper_factor:.6}, truncated; it shrinks as history grows",
-                fmt_days(confidence)
             )
-        } else {
-            "no history yet: the multiplier is infinite, so the upper bound is the maximum amount (1e14)".to_string()
         },
-        resource.unit(upper_scaled),
+        || resource.unit(with),
     );
-    let upper = floor(&mut upper_e, upper_scaled);
 
-    Bounds {
-        resource,
-        target: Amount {
-            value: target,
-            explanation: target_e,
-        },
-        lower_bound: Amount {
-            value: lower,
-            explanation: lower_e,
-        },
-        upper_bound: Amount {
-            value: upper,
-            explanation: upper_e,
-        },
-        uncapped_target: target,
-        confidence,
+    let value = match bound {
+        Bound::Target => with,
+        Bound::LowerBound => {
+            let scaled = with_confidence(with, 0.001, -2.0, confidence);
+            trail.step(
+                || {
+                    format!(
+                        "times (1 + 0.001 / {} days of history)^-2 = {:.6}, truncated",
+                        fmt_days(confidence),
+                        confidence_factor(0.001, -2.0, confidence)
+                    )
+                },
+                || resource.unit(scaled),
+            );
+            scaled
+        }
+        Bound::UpperBound => {
+            let scaled = with_confidence(with, 1.0, 1.0, confidence);
+            trail.step(
+                || {
+                    if confidence > 0.0 {
+                        format!(
+                            "times (1 + 1 / {} days of history) = {:.6}, truncated; it shrinks as history grows",
+                            fmt_days(confidence),
+                            confidence_factor(1.0, 1.0, confidence)
+                        )
+                    } else {
+                        "no history yet: the multiplier is infinite, so the upper bound is the maximum amount (1e14)".to_string()
+                    }
+                },
+                || resource.unit(scaled),
+            );
+            scaled
+        }
+    };
+
+    let floored = value.max(basis.min_amount);
+    if floored != value {
+        trail.step(
+            || "raised to the per-container share of the pod minimum".to_string(),
+            || resource.unit(floored),
+        );
     }
+    let uncapped = round_up(floored, basis.round_to);
+    if uncapped != floored {
+        trail.step(
+            || format!("rounded up to a multiple of {}", basis.round_to),
+            || resource.unit(uncapped),
+        );
+    }
+
+    // Capping by the container policy's minAllowed/maxAllowed.
+    let mut value = uncapped;
+    if let Some(min) = &basis.min_allowed
+        && resource.quantity(value) < *min
+    {
+        value = resource.amount_of(min);
+        trail.step(
+            || format!("raised to the policy's minAllowed {min}"),
+            || resource.unit(value),
+        );
+    }
+    if let Some(max) = &basis.max_allowed
+        && resource.quantity(value) > *max
+    {
+        value = resource.amount_of(max);
+        trail.step(
+            || format!("capped to maxAllowed {max}"),
+            || resource.unit(value),
+        );
+    }
+    trail.summary(|| {
+        format!(
+            "{} {} {} is {}",
+            basis.container,
+            resource.name(),
+            bound.words(),
+            resource.quantity(value)
+        )
+    });
+    (uncapped, value)
 }
 
 fn fmt_days(days: f64) -> String {
@@ -362,15 +538,15 @@ fn fmt_days(days: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn describe_history(state: &AggregateState, interval_ms: i64) -> String {
-    match (state.first_sample_start_ms, state.last_sample_start_ms) {
-        (Some(first), Some(last)) => format!(
+fn describe_history(basis: &Basis, confidence: f64) -> String {
+    match basis.history_days {
+        Some(days) => format!(
             "{} CPU samples over {} days (confidence {} days)",
-            state.total_samples,
-            fmt_days((last - first) as f64 / 86_400_000.0),
-            fmt_days(state.confidence(interval_ms))
+            basis.total_samples,
+            fmt_days(days),
+            fmt_days(confidence)
         ),
-        _ => "no CPU samples yet".to_string(),
+        None => "no CPU samples yet".to_string(),
     }
 }
 
@@ -387,15 +563,14 @@ fn round_up(value: i64, to: i64) -> i64 {
     }
 }
 
-/// Capping by the container policy's minAllowed/maxAllowed (max falling back to the
-/// global flags per resource); zero quantities mean "no bound".
-fn apply_policy(
-    bounds: &mut Bounds,
+/// The container policy's minAllowed and maxAllowed (max falling back to the
+/// global flags per resource) for capping; zero quantities mean "no bound".
+fn policy_limits(
+    resource: Resource,
     container: &str,
     policy: Option<&PodResourcePolicy>,
     options: &Options,
-) {
-    let resource = bounds.resource;
+) -> (Option<Quantity>, Option<Quantity>) {
     let container_policy = policy.and_then(|p| p.for_container(container));
     let min_allowed = container_policy
         .and_then(|c| c.min_allowed.get(resource.name()))
@@ -408,45 +583,7 @@ fn apply_policy(
         .and_then(|c| c.max_allowed.get(resource.name()))
         .or(global_max)
         .filter(|q| !q.is_zero());
-    for amount in [
-        &mut bounds.target,
-        &mut bounds.lower_bound,
-        &mut bounds.upper_bound,
-    ] {
-        let current = resource.quantity(amount.value);
-        if let Some(min) = min_allowed
-            && current < *min
-        {
-            amount.value = resource.amount_of(min);
-            amount.explanation.step(
-                format!("raised to the policy's minAllowed {min}"),
-                resource.unit(amount.value),
-            );
-        }
-        let current = resource.quantity(amount.value);
-        if let Some(max) = max_allowed
-            && current > *max
-        {
-            amount.value = resource.amount_of(max);
-            amount.explanation.step(
-                format!("capped to maxAllowed {max}"),
-                resource.unit(amount.value),
-            );
-        }
-    }
-    let name = resource.name();
-    bounds.target.explanation.summary = format!(
-        "{container} {name} target is {}",
-        resource.quantity(bounds.target.value)
-    );
-    bounds.lower_bound.explanation.summary = format!(
-        "{container} {name} lower bound is {}",
-        resource.quantity(bounds.lower_bound.value)
-    );
-    bounds.upper_bound.explanation.summary = format!(
-        "{container} {name} upper bound is {}",
-        resource.quantity(bounds.upper_bound.value)
-    );
+    (min_allowed.cloned(), max_allowed.cloned())
 }
 
 /// Caps a recommended request to the container's current limit when the policy
@@ -538,7 +675,7 @@ mod tests {
             ),
             (587_804_717, 587_657_780, 661_286_685)
         );
-        let text = cpu.upper_bound.explanation.to_string();
+        let text = cpu.explanation(Bound::UpperBound).to_string();
         assert!(text.starts_with("app cpu upper bound is 660m"), "{text}");
         assert!(
             text.contains("times (1 + 1 / 7.9993 days of history) = 1.125011"),
