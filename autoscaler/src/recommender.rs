@@ -457,7 +457,9 @@ async fn refresh_one<B: QueryBackend>(
         }
         if let Some(model) = &tracked.model {
             let policy = tracked.spec.vpa.resource_policy.as_ref();
-            for rec in model.recommend(policy) {
+            let recs = model.recommend(policy);
+            containers.reserve_exact(recs.len());
+            for rec in recs {
                 let request = |resource: &str| {
                     requests
                         .get(resource)
@@ -512,6 +514,12 @@ async fn refresh_one<B: QueryBackend>(
         queries_used.extend(tracked.spec.metric_queries.values().cloned());
     }
 
+    // The report is kept until the next refresh, for thousands of workloads:
+    // without the slack `format!` and pushes leave (half the queries' bytes).
+    for query in &mut queries_used {
+        query.shrink_to_fit();
+    }
+    queries_used.shrink_to_fit();
     WorkloadRecommendation {
         namespace: workload.namespace.clone(),
         kind: workload.kind,
