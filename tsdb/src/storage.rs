@@ -155,6 +155,41 @@ pub trait SampleIterator: Send {
         }
     }
 
+    /// Appends the samples with timestamps in `[start, end]` from the
+    /// iterator's position on to `out`, as [`seek`](Self::seek) to `start`
+    /// then [`next`](Self::next) up to `end` would return them, and leaves
+    /// the iterator exhausted or past `end`. `start_timestamps` (empty on
+    /// entry, as `out` should be) stays empty while every sample's
+    /// [`start_timestamp`](Self::start_timestamp) is unknown; otherwise it
+    /// gets one entry per sample of `out`.
+    ///
+    /// The default goes sample by sample; storages override it to decode
+    /// whole chunks into `out` at once (the PromQL engine loads series with
+    /// it).
+    fn load_range(
+        &mut self,
+        start: i64,
+        end: i64,
+        out: &mut Vec<Sample>,
+        start_timestamps: &mut Vec<i64>,
+    ) {
+        let mut next = self.seek(start);
+        while let Some(sample) = next {
+            if sample.t > end {
+                break;
+            }
+            let st = self.start_timestamp();
+            if st != 0 && start_timestamps.is_empty() {
+                start_timestamps.resize(out.len(), 0);
+            }
+            if st != 0 || !start_timestamps.is_empty() {
+                start_timestamps.push(st);
+            }
+            out.push(sample);
+            next = self.next();
+        }
+    }
+
     /// The start (created) timestamp of the sample last returned by
     /// [`next`](Self::next) or [`seek`](Self::seek): when the counter it
     /// belongs to started counting, as OpenTelemetry and Prometheus 3 carry

@@ -97,21 +97,12 @@ pub(crate) fn load(
         for mut series in set.series {
             let mut points = Vec::with_capacity(capacity);
             let mut start_timestamps = Vec::new();
-            let mut next = series.samples.seek(plan.hints.start);
-            while let Some(sample) = next {
-                if sample.t > plan.hints.end {
-                    break;
-                }
-                let st = series.samples.start_timestamp();
-                if st != 0 && start_timestamps.is_empty() {
-                    start_timestamps.resize(points.len(), 0);
-                }
-                if st != 0 || !start_timestamps.is_empty() {
-                    start_timestamps.push(st);
-                }
-                points.push(sample);
-                next = series.samples.next();
-            }
+            series.samples.load_range(
+                plan.hints.start,
+                plan.hints.end,
+                &mut points,
+                &mut start_timestamps,
+            );
             capacity = points.len();
             series_list.push(LoadedSeries {
                 labels: series.labels,
