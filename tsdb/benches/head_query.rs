@@ -9,6 +9,10 @@
 //! samples every 5 s with 0-20 ms jitter, all in the head. 20 targets of
 //! 100 units: 36k series, 26M samples (the harness has 100k series).
 //!
+//! Times are the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`),
+//! not wall time, so that other processes on a loaded machine do not
+//! inflate them (the engine and the head answer on the calling thread).
+//!
 //! Run: `cargo bench -p tsdb --bench head_query`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -16,6 +20,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -146,6 +151,51 @@ fn seeded_head() -> Head {
     head
 }
 
+/// CPU time of the calling thread.
+struct ThreadCpuTime;
+
+fn thread_cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu_now()
+    }
+
+    fn end(&self, started: Duration) -> Duration {
+        thread_cpu_now().saturating_sub(started)
+    }
+
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Nanoseconds, printed as wall time is.
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
 /// Selects and decodes as the engine's planner does; returns the samples.
 fn select_decode(head: &Head, matchers: &[Matcher], start: i64, end: i64) -> usize {
     let querier = head.querier(TimeRange::new(start, end)).unwrap();
@@ -165,7 +215,7 @@ fn select_decode(head: &Head, matchers: &[Matcher], start: i64, end: i64) -> usi
     n
 }
 
-fn bench(c: &mut Criterion) {
+fn bench(c: &mut Criterion<ThreadCpuTime>) {
     let head = seeded_head();
     let name = |n: &str| Matcher::equal("__name__", n);
     let buckets = [name("synthetic_request_duration_seconds_bucket")];
@@ -237,5 +287,9 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = bench
+}
 criterion_main!(benches);

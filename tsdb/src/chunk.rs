@@ -730,6 +730,9 @@ struct Decoder {
     value_bits: u64,
     scale: u32,
     mantissa: Option<i64>,
+    /// `value_bits` lags behind `mantissa`: the range decoder converts a
+    /// mantissa into a float only for samples it keeps.
+    value_stale: bool,
     v_window: Window,
     xor_window: Option<XorWindow>,
 }
@@ -750,9 +753,63 @@ impl Decoder {
             value_bits: 0,
             scale: 0,
             mantissa: None,
+            value_stale: false,
             v_window: Window::default(),
             xor_window: None,
         }
+    }
+
+    /// Brings `value_bits` up to date with the mantissa.
+    #[inline]
+    fn value_bits(&mut self) -> u64 {
+        if self.value_stale {
+            self.value_stale = false;
+            if let Some(m) = self.mantissa {
+                self.value_bits = mantissa_bits(m, self.scale);
+            }
+        }
+        self.value_bits
+    }
+
+    /// Decodes the samples from the current position on, appending those
+    /// in `[start, end]` to `out`; returns whether it stopped at a sample
+    /// after `end` (decoded and dropped). Malformed bytes end the chunk.
+    ///
+    /// Samples whose timestamp and value both fall in their windows (nearly
+    /// all of them) take a fast path: both symbols read from one 64-bit
+    /// load, the mantissa turned into a float only for samples kept. The
+    /// others, and the first two, go through [`Decoder::next`]'s code.
+    fn decode_range(&mut self, bytes: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) -> bool {
+        let stream = bytes.get(HEADER_LEN..).unwrap_or_default();
+        let mut codes = None;
+        while self.read < self.num_samples {
+            let fast = self.read >= 2 && {
+                let c = *codes.get_or_insert_with(|| {
+                    (
+                        TruncatedCode::new(self.t_window),
+                        TruncatedCode::new(self.v_window),
+                    )
+                });
+                TruncatedCode::fast_step(&c, self, stream)
+            };
+            if !fast {
+                if !matches!(self.next(bytes), Ok(Some(_))) {
+                    // Malformed: nothing more to read.
+                    self.read = self.num_samples;
+                    return false;
+                }
+                // An escape may have widened a window.
+                codes = None;
+            }
+            if self.t > end {
+                return true;
+            }
+            if self.t >= start {
+                let v = f64::from_bits(self.value_bits());
+                out.push(Sample::new(self.t, v));
+            }
+        }
+        false
     }
 
     /// Decodes the next sample from the whole chunk `bytes` (header
@@ -763,6 +820,8 @@ impl Decoder {
         }
         let stream = bytes.get(HEADER_LEN..).unwrap_or_default();
         let sample = self.read;
+        // The general code reads `value_bits` directly.
+        self.value_bits();
         if sample == 0 {
             self.read_first(stream, sample)?;
         } else {
@@ -951,9 +1010,104 @@ impl Decoder {
     }
 
     fn set_mantissa(&mut self, m: i64) {
-        let pow = POW10.get(self.scale as usize).copied().unwrap_or(1.0);
-        self.value_bits = (m as f64 / pow).to_bits();
+        self.value_bits = mantissa_bits(m, self.scale);
         self.mantissa = Some(m);
+    }
+}
+
+/// The bits of the value `m / 10^scale`, as the encoder checked it
+/// (dividing by 1 changes no bits, so scale 0 skips the division).
+#[inline]
+fn mantissa_bits(m: i64, scale: u32) -> u64 {
+    if scale == 0 {
+        return (m as f64).to_bits();
+    }
+    let pow = POW10.get(scale as usize).copied().unwrap_or(1.0);
+    (m as f64 / pow).to_bits()
+}
+
+/// A window's truncated binary code prepared for the range decoder's fast
+/// path.
+#[derive(Debug, Clone, Copy)]
+struct TruncatedCode {
+    k: u32,
+    u: u64,
+    /// Symbols at or above this are the escape (or invalid).
+    first_escape: u64,
+    lo: i64,
+}
+
+impl TruncatedCode {
+    fn new(window: Window) -> Self {
+        let n = window.symbols();
+        let (k, u) = truncated_params(n);
+        TruncatedCode {
+            k,
+            u,
+            first_escape: window.escape().unwrap_or(n),
+            lo: window.lo,
+        }
+    }
+
+    /// The symbol at the top of `bits` (which holds at least `k + 1` valid
+    /// bits) and its length in bits.
+    #[inline(always)]
+    fn read(self, bits: u64) -> (u64, u32) {
+        let x = if self.k == 0 {
+            0
+        } else {
+            bits >> (64 - self.k)
+        };
+        if x < self.u {
+            (x, self.k)
+        } else {
+            ((bits >> (63 - self.k)) - self.u, self.k + 1)
+        }
+    }
+
+    /// Decodes one sample whose timestamp and value symbols are both
+    /// inside their windows, from one 64-bit load; returns `false` without
+    /// consuming anything for any other sample, or near the stream's end.
+    #[inline(always)]
+    fn fast_step(codes: &(Self, Self), d: &mut Decoder, stream: &[u8]) -> bool {
+        let (time, value) = *codes;
+        // Both symbols in one load, which holds at least 57 bits.
+        if time.k + value.k + 2 > 57 {
+            return false;
+        }
+        let pos = d.reader.position();
+        let byte = pos / 8;
+        let Some(word) = stream.get(byte..byte + 8) else {
+            return false;
+        };
+        let mut word_bytes = [0u8; 8];
+        word_bytes.copy_from_slice(word);
+        let bits = u64::from_be_bytes(word_bytes) << (pos % 8);
+        let (t_symbol, t_len) = time.read(bits);
+        if t_symbol >= time.first_escape {
+            return false;
+        }
+        let (v_symbol, v_len) = value.read(bits << t_len);
+        if v_symbol >= value.first_escape {
+            return false;
+        }
+        // Symbols are below 2^34, and `lo + symbol` is within the window.
+        let delta = value.lo.wrapping_add(v_symbol as i64);
+        if delta != 0 {
+            let Some(m) = d.mantissa else {
+                // The previous value was an XOR one: the general path
+                // checks whether it is a decimal.
+                return false;
+            };
+            d.mantissa = Some(m.wrapping_add(delta));
+            d.value_stale = true;
+        }
+        let predicted = d.grid.wrapping_add(d.interval);
+        d.t = predicted.wrapping_add(time.lo.wrapping_add(t_symbol as i64));
+        d.grid = predicted;
+        d.reader.skip(t_len + v_len);
+        d.read += 1;
+        true
     }
 }
 
@@ -996,6 +1150,13 @@ impl<'a> ChunkIter<'a> {
     /// Number of samples in the chunk.
     pub fn num_samples(&self) -> usize {
         usize::from(self.decoder.num_samples)
+    }
+
+    /// Decodes the rest of the chunk, appending the samples in `[start,
+    /// end]` to `out`, faster than iterating; returns whether a sample after
+    /// `end` was reached (and dropped), so that later chunks need no look.
+    pub fn load_range(&mut self, start: i64, end: i64, out: &mut Vec<Sample>) -> bool {
+        self.decoder.decode_range(self.bytes, start, end, out)
     }
 }
 
@@ -1054,6 +1215,12 @@ impl<B: AsRef<[u8]>> OwnedChunkIter<B> {
     /// Number of samples in the chunk.
     pub fn num_samples(&self) -> usize {
         usize::from(self.decoder.num_samples)
+    }
+
+    /// As [`ChunkIter::load_range`].
+    pub fn load_range(&mut self, start: i64, end: i64, out: &mut Vec<Sample>) -> bool {
+        self.decoder
+            .decode_range(self.bytes.as_ref(), start, end, out)
     }
 }
 

@@ -117,6 +117,12 @@ impl BitReader {
         self.pos
     }
 
+    /// Moves past `n` bits the caller has read by itself.
+    #[inline]
+    pub(crate) fn skip(&mut self, n: u32) {
+        self.pos += n as usize;
+    }
+
     #[inline]
     pub(crate) fn read_bit(&mut self, bytes: &[u8]) -> Option<bool> {
         let byte = *bytes.get(self.pos / 8)?;

@@ -47,6 +47,49 @@ fn check_round_trip(samples: &[(i64, u64)]) {
     if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
         assert_eq!((chunk.min_t(), chunk.max_t()), (first.0, last.0));
     }
+    check_load_range(&chunk, samples);
+    check_load_range(&dense, samples);
+}
+
+/// `load_range` keeps what seeking to `start` and iterating up to `end`
+/// would give, from any position, bit-exactly.
+#[track_caller]
+fn check_load_range(chunk: &XorChunk, samples: &[(i64, u64)]) {
+    let bits = |s: &Sample| (s.t, s.v.to_bits());
+    let min_t = samples.first().map_or(0, |s| s.0);
+    let n = samples.len();
+    let times: Vec<i64> = samples.iter().map(|s| s.0).collect();
+    let mut bounds = vec![(i64::MIN, i64::MAX)];
+    for (a, b) in [(0, n / 2), (n / 3, n / 3), (n / 4, 3 * n / 4), (n / 2, n)] {
+        if let (Some(&lo), Some(&hi)) = (times.get(a), times.get(b.min(n.saturating_sub(1)))) {
+            bounds.push((lo, hi));
+            bounds.push((lo.saturating_add(1), hi.saturating_sub(1)));
+        }
+    }
+    for skip in [0, 1, 2, n / 2] {
+        for &(start, end) in &bounds {
+            let mut expected = Vec::new();
+            let mut past_end = false;
+            for &(t, v) in samples.iter().skip(skip) {
+                if t > end {
+                    past_end = true;
+                    break;
+                }
+                if t >= start {
+                    expected.push((t, v));
+                }
+            }
+            let mut it = ChunkIter::new(chunk.bytes(), min_t).unwrap();
+            for _ in 0..skip {
+                Iterator::next(&mut it);
+            }
+            let mut out = Vec::new();
+            let stopped = it.load_range(start, end, &mut out);
+            let got: Vec<_> = out.iter().map(bits).collect();
+            assert_eq!(got, expected, "skip {skip} range {start}..={end}");
+            assert_eq!(stopped, past_end, "skip {skip} range {start}..={end}");
+        }
+    }
 }
 
 #[test]
@@ -55,6 +98,49 @@ fn empty_chunk_has_no_samples() {
     assert_eq!(chunk.bytes(), &[0, 0]);
     assert_eq!(chunk.iter().count(), 0);
     assert_eq!(ChunkIter::new(&[0, 0], 0).unwrap().count(), 0);
+}
+
+#[test]
+fn scrape_like_series_round_trip_through_every_reader() {
+    // Integer and two-decimal counters (with a reset), a one-decimal gauge
+    // with staleness markers, a constant: the range decoder's fast path
+    // with its fallbacks in between.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for shape in 0..4 {
+        let mut m: i64 = 1000;
+        let samples: Vec<(i64, u64)> = (0..240i64)
+            .map(|i| {
+                let t = 1_700_000_000_000 + i * 5_000 + next(20) as i64;
+                let bits = match shape {
+                    0 => {
+                        m += next(10) as i64;
+                        if i == 100 {
+                            m = 3;
+                        }
+                        (m as f64).to_bits()
+                    }
+                    1 => {
+                        m += next(1000) as i64;
+                        (m as f64 / 100.0).to_bits()
+                    }
+                    2 if i % 50 == 49 => STALE_NAN_BITS,
+                    2 => {
+                        m += next(21) as i64 - 10;
+                        (m as f64 / 10.0).to_bits()
+                    }
+                    _ => 42.0f64.to_bits(),
+                };
+                (t, bits)
+            })
+            .collect();
+        check_round_trip(&samples);
+    }
 }
 
 #[test]
@@ -337,8 +423,13 @@ proptest! {
         for encoding in [Encoding::XorV3, Encoding::XorV4] {
             if let Ok(it) = ChunkIter::with_encoding(&bytes, encoding, 0) {
                 let n = it.num_samples();
+                let mut all = Vec::new();
+                it.clone().load_range(i64::MIN, i64::MAX, &mut all);
                 prop_assert_eq!(it.count(), n);
+                prop_assert_eq!(all.len(), n);
             }
+            let mut trusted = OwnedChunkIter::new_trusted(bytes.clone(), encoding, 0);
+            trusted.load_range(i64::MIN, i64::MAX, &mut Vec::new());
         }
     }
 }

@@ -111,8 +111,17 @@ pub struct HeadChunk {
 impl HeadChunk {
     /// Iterates the chunk's samples.
     pub fn iter(&self) -> OwnedChunkIter {
+        self.clone().into_iter()
+    }
+}
+
+impl IntoIterator for HeadChunk {
+    type Item = Sample;
+    type IntoIter = OwnedChunkIter;
+
+    fn into_iter(self) -> OwnedChunkIter {
         // The head encoded these bytes itself.
-        OwnedChunkIter::new_trusted(Arc::clone(&self.bytes), Encoding::CURRENT, self.min_t)
+        OwnedChunkIter::new_trusted(self.bytes, Encoding::CURRENT, self.min_t)
     }
 }
 
@@ -327,9 +336,9 @@ impl MemSeries {
 
 /// Samples of consecutive, non-overlapping chunks within `[start, end]`.
 pub struct ChunkSeriesIterator {
-    /// Remaining chunks in reverse order (popped from the back), each with
-    /// its last timestamp.
-    chunks: Vec<(i64, OwnedChunkIter)>,
+    /// Remaining chunks in reverse order (popped from the back).
+    chunks: Vec<HeadChunk>,
+    /// The chunk being read, with its last timestamp.
     current: Option<(i64, OwnedChunkIter)>,
     start: i64,
     end: i64,
@@ -337,14 +346,20 @@ pub struct ChunkSeriesIterator {
 
 impl ChunkSeriesIterator {
     /// `chunks` are in time order and do not overlap.
-    pub fn new(chunks: Vec<HeadChunk>, start: i64, end: i64) -> Self {
-        let chunks = chunks.iter().rev().map(|c| (c.max_t, c.iter())).collect();
+    pub fn new(mut chunks: Vec<HeadChunk>, start: i64, end: i64) -> Self {
+        chunks.reverse();
         ChunkSeriesIterator {
             chunks,
             current: None,
             start,
             end,
         }
+    }
+
+    /// Drops every chunk: nothing later is in range.
+    fn finish(&mut self) {
+        self.chunks.clear();
+        self.current = None;
     }
 }
 
@@ -355,15 +370,15 @@ impl SampleIterator for ChunkSeriesIterator {
                 match Iterator::next(chunk) {
                     Some(s) if s.t < self.start => continue,
                     Some(s) if s.t > self.end => {
-                        self.chunks.clear();
-                        self.current = None;
+                        self.finish();
                         return None;
                     }
                     Some(s) => return Some(s),
                     None => self.current = None,
                 }
             }
-            self.current = Some(self.chunks.pop()?);
+            let chunk = self.chunks.pop()?;
+            self.current = Some((chunk.max_t, chunk.into_iter()));
         }
     }
 
@@ -373,7 +388,7 @@ impl SampleIterator for ChunkSeriesIterator {
             self.current = None;
         }
         if self.current.is_none() {
-            while self.chunks.last().is_some_and(|(max_t, _)| *max_t < t) {
+            while self.chunks.last().is_some_and(|c| c.max_t < t) {
                 self.chunks.pop();
             }
         }
@@ -381,6 +396,33 @@ impl SampleIterator for ChunkSeriesIterator {
             let sample = self.next()?;
             if sample.t >= t {
                 return Some(sample);
+            }
+        }
+    }
+
+    /// Decodes each chunk in one go into `out`; chunks before `start` are
+    /// not decoded at all. The head keeps no start timestamps.
+    fn load_range(
+        &mut self,
+        start: i64,
+        end: i64,
+        out: &mut Vec<Sample>,
+        _start_timestamps: &mut Vec<i64>,
+    ) {
+        let (start, end) = (start.max(self.start), end.min(self.end));
+        if let Some((_, mut chunk)) = self.current.take()
+            && chunk.load_range(start, end, out)
+        {
+            self.finish();
+            return;
+        }
+        while let Some(chunk) = self.chunks.pop() {
+            if chunk.max_t < start {
+                continue;
+            }
+            if chunk.min_t > end || chunk.into_iter().load_range(start, end, out) {
+                self.finish();
+                return;
             }
         }
     }

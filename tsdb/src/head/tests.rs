@@ -402,6 +402,81 @@ fn long_series_cut_chunks_and_seek_across_them() {
 }
 
 #[test]
+fn load_range_matches_seek_and_next_across_chunks() {
+    let head = Head::new(HeadOptions::default());
+    // Chunks of ~120 samples; the last one is the open chunk.
+    let samples: Vec<(i64, f64)> = (0..1000)
+        .map(|i| {
+            (
+                i * 15_000 + i % 13,
+                if i % 97 == 0 {
+                    STALE_NAN
+                } else {
+                    (i * 3) as f64 / 100.0
+                },
+            )
+        })
+        .collect();
+    append_all(&head, &metric("up", "a"), &samples);
+    let last = 999 * 15_000;
+    let ranges = [
+        (i64::MIN, i64::MAX),
+        (0, 0),
+        (15_000 * 100, 15_000 * 400 + 5),
+        (15_000 * 119 + 1, 15_000 * 121),
+        (last - 300_000, last),
+        (last + 1, i64::MAX),
+        (-5, -1),
+    ];
+    for (select_start, select_end) in [(i64::MIN, i64::MAX), (15_000 * 200, 15_000 * 900)] {
+        for &(start, end) in &ranges {
+            let select = |q: &dyn Querier| {
+                q.select(
+                    &[],
+                    &SelectHints::for_range(TimeRange::new(select_start, select_end)),
+                )
+                .unwrap()
+            };
+            let querier = head.querier(TimeRange::all()).unwrap();
+            let mut expected = Vec::new();
+            let mut set = select(&*querier);
+            if let Some(series) = set.series.first_mut() {
+                let mut next = series.samples.seek(start);
+                while let Some(x) = next.filter(|x| x.t <= end) {
+                    expected.push((x.t, x.v.to_bits()));
+                    next = series.samples.next();
+                }
+            }
+            let mut got = Vec::new();
+            let mut start_timestamps = Vec::new();
+            if let Some(series) = select(&*querier).series.first_mut() {
+                series
+                    .samples
+                    .load_range(start, end, &mut got, &mut start_timestamps);
+            }
+            let got: Vec<_> = got.iter().map(|x| (x.t, x.v.to_bits())).collect();
+            assert_eq!(
+                got, expected,
+                "select {select_start}..={select_end}, load {start}..={end}"
+            );
+            assert!(start_timestamps.is_empty());
+        }
+    }
+    // Resuming after `next` and `seek` gives the rest.
+    let querier = head.querier(TimeRange::all()).unwrap();
+    let mut set = querier
+        .select(&[], &SelectHints::for_range(TimeRange::all()))
+        .unwrap();
+    let it = &mut set.series[0].samples;
+    it.next();
+    it.seek(15_000 * 130);
+    let mut rest = Vec::new();
+    it.load_range(i64::MIN, i64::MAX, &mut rest, &mut Vec::new());
+    let rest: Vec<_> = rest.iter().map(|x| (x.t, x.v.to_bits())).collect();
+    assert_eq!(rest, bits(&samples[131..]));
+}
+
+#[test]
 fn truncate_drops_old_chunks_and_empty_series_and_reuses_slots() {
     let head = Head::new(HeadOptions::default());
     let range = head.options().cut_rules.chunk_range_ms;
