@@ -775,31 +775,23 @@ impl Decoder {
     /// in `[start, end]` to `out`; returns whether it stopped at a sample
     /// after `end` (decoded and dropped). Malformed bytes end the chunk.
     ///
-    /// Samples whose timestamp and value both fall in their windows (nearly
-    /// all of them) take a fast path: both symbols read from one 64-bit
-    /// load, the mantissa turned into a float only for samples kept. The
-    /// others, and the first two, go through [`Decoder::next`]'s code.
+    /// Runs of samples whose timestamp and value both fall in their windows
+    /// (nearly all of them) go through [`Decoder::fast_run`]; the others,
+    /// and the first two, through [`Decoder::next`]'s code.
     fn decode_range(&mut self, bytes: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) -> bool {
         let stream = bytes.get(HEADER_LEN..).unwrap_or_default();
-        let mut codes = None;
         while self.read < self.num_samples {
-            let fast = self.read >= 2 && {
-                let c = *codes.get_or_insert_with(|| {
-                    (
-                        TruncatedCode::new(self.t_window),
-                        TruncatedCode::new(self.v_window),
-                    )
-                });
-                TruncatedCode::fast_step(&c, self, stream)
-            };
-            if !fast {
-                if !matches!(self.next(bytes), Ok(Some(_))) {
-                    // Malformed: nothing more to read.
-                    self.read = self.num_samples;
-                    return false;
+            if self.read >= 2 {
+                match self.fast_run(stream, start, end, out) {
+                    Run::PastEnd => return true,
+                    Run::Done => return false,
+                    Run::Slow => {}
                 }
-                // An escape may have widened a window.
-                codes = None;
+            }
+            if !matches!(self.next(bytes), Ok(Some(_))) {
+                // Malformed: nothing more to read.
+                self.read = self.num_samples;
+                return false;
             }
             if self.t > end {
                 return true;
@@ -810,6 +802,88 @@ impl Decoder {
             }
         }
         false
+    }
+
+    /// Decodes samples as long as their timestamp and value symbols are
+    /// both inside their windows (the windows stay the same then), with the
+    /// state in locals and both symbols read from one 64-bit load; a
+    /// mantissa becomes a float only for the samples kept. Stops before the
+    /// first other sample ([`Run::Slow`]) without consuming it.
+    fn fast_run(&mut self, stream: &[u8], start: i64, end: i64, out: &mut Vec<Sample>) -> Run {
+        let time = TruncatedCode::new(self.t_window);
+        let value = TruncatedCode::new(self.v_window);
+        // One load holds at least 57 bits.
+        if time.k + value.k + 2 > 57 {
+            return Run::Slow;
+        }
+        let total_bits = stream.len().saturating_mul(8);
+        let first_pos = self.reader.position();
+        let mut pos = first_pos;
+        let (mut t, mut grid, interval) = (self.t, self.grid, self.interval);
+        let (mut mantissa, mut stale, mut value_bits) =
+            (self.mantissa, self.value_stale, self.value_bits);
+        let scale = self.scale;
+        let mut read = self.read;
+        let run = loop {
+            if read >= self.num_samples {
+                break Run::Done;
+            }
+            let byte = pos / 8;
+            let mut word = [0u8; 8];
+            match stream.get(byte..byte + 8) {
+                Some(eight) => word.copy_from_slice(eight),
+                None => {
+                    // The last bytes, padded with zeros; the length check
+                    // below keeps symbols from reaching into the padding.
+                    let rest = stream.get(byte..).unwrap_or_default();
+                    let n = rest.len().min(8);
+                    word[..n].copy_from_slice(&rest[..n]);
+                }
+            }
+            let bits = u64::from_be_bytes(word) << (pos % 8);
+            let (t_symbol, t_len) = time.read(bits);
+            let (v_symbol, v_len) = value.read(bits << t_len);
+            if t_symbol >= time.first_escape
+                || v_symbol >= value.first_escape
+                || pos + (t_len + v_len) as usize > total_bits
+            {
+                break Run::Slow;
+            }
+            // Symbols are below 2^34, and `lo + symbol` is inside the window.
+            let delta = value.lo.wrapping_add(v_symbol as i64);
+            match mantissa {
+                Some(m) => {
+                    mantissa = Some(m.wrapping_add(delta));
+                    stale |= delta != 0;
+                }
+                None if delta == 0 => {}
+                // A delta after an XOR value: the general code checks
+                // whether that value is a decimal.
+                None => break Run::Slow,
+            }
+            let predicted = grid.wrapping_add(interval);
+            t = predicted.wrapping_add(time.lo.wrapping_add(t_symbol as i64));
+            grid = predicted;
+            pos += (t_len + v_len) as usize;
+            read += 1;
+            if t > end {
+                break Run::PastEnd;
+            }
+            if t >= start {
+                if stale {
+                    stale = false;
+                    if let Some(m) = mantissa {
+                        value_bits = mantissa_bits(m, scale);
+                    }
+                }
+                out.push(Sample::new(t, f64::from_bits(value_bits)));
+            }
+        };
+        self.reader.skip(pos - first_pos);
+        (self.t, self.grid) = (t, grid);
+        (self.mantissa, self.value_stale, self.value_bits) = (mantissa, stale, value_bits);
+        self.read = read;
+        run
     }
 
     /// Decodes the next sample from the whole chunk `bytes` (header
@@ -1026,6 +1100,16 @@ fn mantissa_bits(m: i64, scale: u32) -> u64 {
     (m as f64 / pow).to_bits()
 }
 
+/// How [`Decoder::fast_run`] stopped.
+enum Run {
+    /// At a sample after the range's end.
+    PastEnd,
+    /// At the end of the chunk.
+    Done,
+    /// Before a sample the general code must decode.
+    Slow,
+}
+
 /// A window's truncated binary code prepared for the range decoder's fast
 /// path.
 #[derive(Debug, Clone, Copy)]
@@ -1051,63 +1135,18 @@ impl TruncatedCode {
 
     /// The symbol at the top of `bits` (which holds at least `k + 1` valid
     /// bits) and its length in bits.
+    /// Branch-free: which of the two lengths a symbol has is as good as
+    /// random.
     #[inline(always)]
     fn read(self, bits: u64) -> (u64, u32) {
-        let x = if self.k == 0 {
-            0
-        } else {
-            bits >> (64 - self.k)
-        };
-        if x < self.u {
-            (x, self.k)
-        } else {
-            ((bits >> (63 - self.k)) - self.u, self.k + 1)
-        }
-    }
-
-    /// Decodes one sample whose timestamp and value symbols are both
-    /// inside their windows, from one 64-bit load; returns `false` without
-    /// consuming anything for any other sample, or near the stream's end.
-    #[inline(always)]
-    fn fast_step(codes: &(Self, Self), d: &mut Decoder, stream: &[u8]) -> bool {
-        let (time, value) = *codes;
-        // Both symbols in one load, which holds at least 57 bits.
-        if time.k + value.k + 2 > 57 {
-            return false;
-        }
-        let pos = d.reader.position();
-        let byte = pos / 8;
-        let Some(word) = stream.get(byte..byte + 8) else {
-            return false;
-        };
-        let mut word_bytes = [0u8; 8];
-        word_bytes.copy_from_slice(word);
-        let bits = u64::from_be_bytes(word_bytes) << (pos % 8);
-        let (t_symbol, t_len) = time.read(bits);
-        if t_symbol >= time.first_escape {
-            return false;
-        }
-        let (v_symbol, v_len) = value.read(bits << t_len);
-        if v_symbol >= value.first_escape {
-            return false;
-        }
-        // Symbols are below 2^34, and `lo + symbol` is within the window.
-        let delta = value.lo.wrapping_add(v_symbol as i64);
-        if delta != 0 {
-            let Some(m) = d.mantissa else {
-                // The previous value was an XOR one: the general path
-                // checks whether it is a decimal.
-                return false;
-            };
-            d.mantissa = Some(m.wrapping_add(delta));
-            d.value_stale = true;
-        }
-        let predicted = d.grid.wrapping_add(d.interval);
-        d.t = predicted.wrapping_add(time.lo.wrapping_add(t_symbol as i64));
-        d.grid = predicted;
-        d.reader.skip(t_len + v_len);
-        d.read += 1;
-        true
+        // `k <= 33`; `checked_shr` gives 0 bits for `k == 0`.
+        let short = bits.checked_shr(64 - self.k).unwrap_or(0);
+        let long = (bits >> (63 - self.k)).wrapping_sub(self.u);
+        let is_long = short >= self.u;
+        (
+            if is_long { long } else { short },
+            self.k + u32::from(is_long),
+        )
     }
 }
 

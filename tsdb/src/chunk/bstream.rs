@@ -119,8 +119,8 @@ impl BitReader {
 
     /// Moves past `n` bits the caller has read by itself.
     #[inline]
-    pub(crate) fn skip(&mut self, n: u32) {
-        self.pos += n as usize;
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos += n;
     }
 
     #[inline]
