@@ -528,7 +528,12 @@ impl Querier for DbQuerier<'_> {
             sets.push(set);
         }
         let head_querier = Queryable::querier(self.head, self.range)?;
-        sets.push(head_querier.select(matchers, hints)?);
+        let head_set = head_querier.select(matchers, hints)?;
+        if sets.is_empty() {
+            // The head's series are sorted and unique: nothing to merge.
+            return Ok(head_set);
+        }
+        sets.push(head_set);
         Ok(merge_series_sets(sets))
     }
 

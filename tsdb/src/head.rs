@@ -476,12 +476,8 @@ impl Head {
                 }
                 continue;
             }
-            let chunks = series.chunks_in(start, end);
-            if !chunks.is_empty() {
-                out.push(Series::new(
-                    series.labels.clone(),
-                    Box::new(ChunkSeriesIterator::new(chunks, start, end)),
-                ));
+            if let Some(samples) = series.iter_in(start, end) {
+                out.push(Series::new(series.labels.clone(), Box::new(samples)));
             }
         }
         out.sort_unstable_by(|a, b| cmp_interned(&a.labels, &b.labels));

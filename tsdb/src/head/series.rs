@@ -309,6 +309,50 @@ impl MemSeries {
         out
     }
 
+    /// An iterator over the chunks that overlap `[start, end]`, `None` when
+    /// there are none. As [`MemSeries::chunks_in`], without a vector for the
+    /// common case of one chunk (an instant query's window at the end).
+    pub(crate) fn iter_in(&self, start: i64, end: i64) -> Option<ChunkSeriesIterator> {
+        let state = self.state.lock();
+        let mut newest = state
+            .open
+            .as_ref()
+            .filter(|c| c.max_t() >= start && c.min_t() <= end)
+            .map(|c| HeadChunk {
+                min_t: c.min_t(),
+                max_t: c.max_t(),
+                bytes: Arc::from(c.bytes()),
+            });
+        // Newest first, so that the vector is in popping order.
+        let mut older = Vec::new();
+        for chunk in state.closed.iter().rev() {
+            if chunk.max_t < start {
+                break;
+            }
+            if chunk.min_t > end {
+                continue;
+            }
+            let chunk = HeadChunk {
+                min_t: chunk.min_t,
+                max_t: chunk.max_t,
+                bytes: Arc::clone(&chunk.bytes),
+            };
+            if newest.is_none() {
+                newest = Some(chunk);
+            } else {
+                older.push(chunk);
+            }
+        }
+        drop(state);
+        newest.map(|newest| ChunkSeriesIterator {
+            chunks: older,
+            newest: Some(newest),
+            current: None,
+            start,
+            end,
+        })
+    }
+
     /// Does the series hold a sample in `[start, end]`'s chunks?
     pub(crate) fn overlaps(&self, start: i64, end: i64) -> bool {
         let state = self.state.lock();
@@ -336,8 +380,11 @@ impl MemSeries {
 
 /// Samples of consecutive, non-overlapping chunks within `[start, end]`.
 pub struct ChunkSeriesIterator {
-    /// Remaining chunks in reverse order (popped from the back).
+    /// Remaining chunks but the newest, in reverse order (popped from the
+    /// back).
     chunks: Vec<HeadChunk>,
+    /// The newest chunk, read last.
+    newest: Option<HeadChunk>,
     /// The chunk being read, with its last timestamp.
     current: Option<(i64, OwnedChunkIter)>,
     start: i64,
@@ -347,9 +394,11 @@ pub struct ChunkSeriesIterator {
 impl ChunkSeriesIterator {
     /// `chunks` are in time order and do not overlap.
     pub fn new(mut chunks: Vec<HeadChunk>, start: i64, end: i64) -> Self {
+        let newest = chunks.pop();
         chunks.reverse();
         ChunkSeriesIterator {
             chunks,
+            newest,
             current: None,
             start,
             end,
@@ -359,7 +408,17 @@ impl ChunkSeriesIterator {
     /// Drops every chunk: nothing later is in range.
     fn finish(&mut self) {
         self.chunks.clear();
+        self.newest = None;
         self.current = None;
+    }
+
+    /// The oldest chunk not read yet.
+    fn pop_chunk(&mut self) -> Option<HeadChunk> {
+        self.chunks.pop().or_else(|| self.newest.take())
+    }
+
+    fn peek_chunk(&self) -> Option<&HeadChunk> {
+        self.chunks.last().or(self.newest.as_ref())
     }
 }
 
@@ -377,7 +436,7 @@ impl SampleIterator for ChunkSeriesIterator {
                     None => self.current = None,
                 }
             }
-            let chunk = self.chunks.pop()?;
+            let chunk = self.pop_chunk()?;
             self.current = Some((chunk.max_t, chunk.into_iter()));
         }
     }
@@ -388,8 +447,8 @@ impl SampleIterator for ChunkSeriesIterator {
             self.current = None;
         }
         if self.current.is_none() {
-            while self.chunks.last().is_some_and(|c| c.max_t < t) {
-                self.chunks.pop();
+            while self.peek_chunk().is_some_and(|c| c.max_t < t) {
+                self.pop_chunk();
             }
         }
         loop {
@@ -416,7 +475,7 @@ impl SampleIterator for ChunkSeriesIterator {
             self.finish();
             return;
         }
-        while let Some(chunk) = self.chunks.pop() {
+        while let Some(chunk) = self.pop_chunk() {
             if chunk.max_t < start {
                 continue;
             }
