@@ -474,6 +474,40 @@ impl SampleIterator for BlockSamples {
             }
         }
     }
+
+    /// Decodes each chunk in one go into `out`, then drops the deleted
+    /// samples among those added. Blocks keep no start timestamps.
+    fn load_range(
+        &mut self,
+        start: i64,
+        end: i64,
+        out: &mut Vec<Sample>,
+        _start_timestamps: &mut Vec<i64>,
+    ) {
+        let (start, end) = (start.max(self.range.start), end.min(self.range.end));
+        let first_new = out.len();
+        let mut past_end = self
+            .current
+            .take()
+            .is_some_and(|mut chunk| chunk.load_range(start, end, out));
+        while !past_end && let Some((meta, chunk)) = self.chunks.next() {
+            if meta.max_t < start {
+                continue;
+            }
+            past_end = meta.min_t > end || chunk.iter(meta.min_t).load_range(start, end, out);
+        }
+        self.finish();
+        if !self.deleted.is_empty() {
+            let mut kept = first_new;
+            for i in first_new..out.len() {
+                if self.deleted.find(out[i].t).is_none() {
+                    out[kept] = out[i];
+                    kept += 1;
+                }
+            }
+            out.truncate(kept);
+        }
+    }
 }
 
 fn read_meta(dir: &Path) -> Result<BlockMeta> {

@@ -137,6 +137,49 @@ fn seek_skips_chunks_and_never_moves_back() {
 }
 
 #[test]
+fn load_range_matches_seek_and_next_with_and_without_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = samples(2000, T0, 1000, |i| (i % 17) as f64 / 4.0);
+    let block = write_block(dir.path(), 1, T0, T0 + H, &[(labels("j", "i"), a)]);
+    let ranges = [
+        (i64::MIN, i64::MAX),
+        (T0 + 10_000, T0 + 900_000),
+        (T0 + 479_500, T0 + 481_000),
+        (T0 + 1_999_000, i64::MAX),
+        (T0 - 10, T0 - 1),
+    ];
+    let check = |block: &Block| {
+        for (start, end) in ranges {
+            let q = block.querier(TimeRange::all());
+            let hints = SelectHints::for_range(TimeRange::all());
+            let mut expected = Vec::new();
+            if let Some(series) = q.select(&[], &hints).unwrap().series.first_mut() {
+                let mut next = series.samples.seek(start);
+                while let Some(x) = next.filter(|x| x.t <= end) {
+                    expected.push(x);
+                    next = series.samples.next();
+                }
+            }
+            let mut got = Vec::new();
+            if let Some(series) = q.select(&[], &hints).unwrap().series.first_mut() {
+                series
+                    .samples
+                    .load_range(start, end, &mut got, &mut Vec::new());
+            }
+            assert_eq!(bits(&got), bits(&expected), "{start}..={end}");
+        }
+    };
+    check(&block);
+    block.delete(&[], T0 + 100_000, T0 + 600_000).unwrap();
+    block.delete(&[], T0 + 700_000, T0 + 700_000).unwrap();
+    assert_eq!(
+        select(&block, &[], i64::MIN, i64::MAX)[0].1.len(),
+        2000 - 502
+    );
+    check(&block);
+}
+
+#[test]
 fn samples_outside_the_range_are_skipped_and_empty_blocks_not_written() {
     let dir = tempfile::tempdir().unwrap();
     let s = samples(10, T0 - 5, 1, |i| i as f64);
