@@ -350,12 +350,17 @@ fn ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The resources whose requests a refresh reads.
+const REQUESTED: [&str; 2] = [CPU, MEMORY];
+
 /// What the refresh reads for every workload, queried for all of them at once.
 #[derive(Debug, Default)]
 struct Prefetched {
     spec_replicas: Option<std::result::Result<Option<f64>, String>>,
-    /// Resource -> the requests per container (kube-state-metrics).
-    requests: BTreeMap<&'static str, std::result::Result<BTreeMap<String, f64>, String>>,
+    /// The requests per container (kube-state-metrics) of cpu and of memory, in
+    /// the order of `REQUESTED` (an array, not a map: one of these per workload
+    /// is alive at the refresh's peak).
+    requests: [Option<std::result::Result<BTreeMap<String, f64>, String>>; 2],
 }
 
 /// Each workload's replicas and, for those with VPA, its containers' requests:
@@ -387,19 +392,19 @@ async fn prefetch<B: QueryBackend>(
         .filter(|(_, t)| t.spec.vpa.enabled)
         .map(|(i, t)| (i, t.spec.workload()))
         .unzip();
-    for resource in [CPU, MEMORY] {
+    for (k, resource) in REQUESTED.into_iter().enumerate() {
         match source
             .current_requests_many(&vpa_workloads, resource, now_ms)
             .await
         {
             Ok(requests) => {
                 for (&i, r) in with_vpa.iter().zip(requests) {
-                    out[i].requests.insert(resource, Ok(r));
+                    out[i].requests[k] = Some(Ok(r));
                 }
             }
             Err(e) => {
                 for &i in &with_vpa {
-                    out[i].requests.insert(resource, Err(e.to_string()));
+                    out[i].requests[k] = Some(Err(e.to_string()));
                 }
             }
         }
@@ -438,17 +443,13 @@ async fn refresh_one<B: QueryBackend>(
         queries_used.push(queries::memory_working_set(&workload));
         errors.extend(model_error);
         let mut requests = BTreeMap::new();
-        for resource in [CPU, MEMORY] {
+        for (k, resource) in REQUESTED.into_iter().enumerate() {
             if let Some(pods) = &api_pods {
                 requests.insert(resource, current_requests(pods, resource));
                 continue;
             }
             queries_used.push(queries::requests(&workload, resource));
-            match prefetched
-                .requests
-                .remove(resource)
-                .unwrap_or(Ok(BTreeMap::new()))
-            {
+            match prefetched.requests[k].take().unwrap_or(Ok(BTreeMap::new())) {
                 Ok(r) => {
                     requests.insert(resource, r);
                 }
