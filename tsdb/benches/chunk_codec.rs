@@ -3,11 +3,13 @@
 //! counters with two decimals, one-decimal random-walk gauges and constant
 //! series, all scraped every 15 s with 0-50 ms timestamp jitter.
 //!
-//! Run: `cargo bench -p tsdb --bench chunk_codec`. The compression figures
-//! are printed before the timings: per shape and averaged over the mix, for
-//! head chunks (cut by `CutRules`) and for a 24 h block on disk (chunks,
-//! index and meta), once with the 0-50 ms jitter and once with timestamps on
-//! the exact 15 s grid for comparison.
+//! Run: `cargo bench -p tsdb --bench chunk_codec`. `decode` iterates a
+//! head chunk sample by sample, `load_range` decodes it with the range
+//! decoder queries use. The compression figures are printed before the
+//! timings: per shape and averaged over the mix, for head chunks (cut by
+//! `CutRules`) and for a 24 h block on disk (chunks, index and meta), once
+//! with the 0-50 ms jitter and once with timestamps on the exact 15 s grid
+//! for comparison.
 //!
 //! Shapes (seeded): integer counters growing by 0-10 per scrape, counters
 //! with two decimals growing by 0.00-10.00, gauges with one decimal moving
@@ -223,6 +225,24 @@ fn bench_chunks(c: &mut Criterion) {
                     sum += s.v;
                 }
                 sum
+            })
+        });
+        // What queries use: the whole chunk, and its second half (an
+        // instant query's window starting inside the chunk).
+        let mut out = Vec::with_capacity(samples.len());
+        group.bench_function(format!("load_range/{}", shape.name()), |b| {
+            b.iter(|| {
+                out.clear();
+                chunk.iter().load_range(i64::MIN, i64::MAX, &mut out);
+                out.len()
+            })
+        });
+        let half = samples[samples.len() / 2].t;
+        group.bench_function(format!("load_range_second_half/{}", shape.name()), |b| {
+            b.iter(|| {
+                out.clear();
+                chunk.iter().load_range(black_box(half), i64::MAX, &mut out);
+                out.len()
             })
         });
         let block_samples = series(shape, 7, BLOCK_CHUNK_SAMPLES, 50);
