@@ -10,6 +10,7 @@ use tsdb::error::AppendError;
 use tsdb::model::{Labels, STALE_NAN, Sample, SeriesRef};
 use tsdb::storage::{Appendable, Appender};
 
+use super::intern::intern_labels;
 use super::labels::{check_labels, sample_labels};
 use super::{Fetched, ScrapeError, TargetOptions};
 use crate::exposition::{Entry, Parser, format_for_content_type};
@@ -203,6 +204,9 @@ impl SeriesCache {
         if let Some(&slot) = self.by_labels.get(&labels) {
             return slot;
         }
+        // Shared strings: the head keeps this very label set (see
+        // `intern`), so a series' labels are held once.
+        let labels = intern_labels(&labels);
         let entry = CachedSeries {
             labels: labels.clone(),
             series_ref: None,

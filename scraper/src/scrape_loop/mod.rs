@@ -26,6 +26,7 @@
 
 mod append;
 mod fetch;
+mod intern;
 mod labels;
 
 use std::sync::Arc;

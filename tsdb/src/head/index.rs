@@ -33,15 +33,25 @@ pub(crate) struct MemIndex {
 impl MemIndex {
     /// The same labels, built from this index's shared strings (adding the
     /// new ones), so that a million series with `job="node"` hold one
-    /// `"node"`.
+    /// `"node"`. Labels whose strings are all the shared ones already (the
+    /// scraper interns its labels, see `scraper`'s series cache) are
+    /// returned as they are: the caller's cache and the head then share one
+    /// allocation per series.
     pub(crate) fn intern(&mut self, labels: &Labels) -> Labels {
-        let interned = labels
+        let interned: Vec<Label> = labels
             .iter()
             .map(|l| Label {
                 name: intern_str(&mut self.strings, &l.name),
                 value: intern_str(&mut self.strings, &l.value),
             })
             .collect();
+        let shared = interned
+            .iter()
+            .zip(labels.iter())
+            .all(|(a, b)| Arc::ptr_eq(&a.name, &b.name) && Arc::ptr_eq(&a.value, &b.value));
+        if shared {
+            return labels.clone();
+        }
         Labels::from_sorted(interned)
     }
 
@@ -144,9 +154,10 @@ fn intern_str(strings: &mut FxHashSet<Arc<str>>, s: &Arc<str>) -> Arc<str> {
     if let Some(existing) = strings.get(&**s) {
         return Arc::clone(existing);
     }
-    // A copy the head owns, so that sweeping is not held up by callers
-    // that keep their labels.
-    let owned: Arc<str> = Arc::from(&**s);
-    strings.insert(Arc::clone(&owned));
-    owned
+    // The caller's string itself rather than a copy: a caller that keeps
+    // its labels (a scrape cache) then holds no second copy. Such a string
+    // outlives its last series in the set until the caller drops it too,
+    // costing nothing extra.
+    strings.insert(Arc::clone(s));
+    Arc::clone(s)
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::{MatchOp, STALE_NAN};
+use crate::model::{Label, MatchOp, STALE_NAN};
 use crate::wal::SyncPolicy;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -512,6 +512,12 @@ fn truncate_drops_old_chunks_and_empty_series_and_reuses_slots() {
     append_all(&head, &metric("up", "new"), &[(range + 10, 1.0)]);
     assert_eq!(read(&head, &[Matcher::equal("instance", "new")]).len(), 1);
     assert_eq!(read(&head, &[Matcher::equal("instance", "old")]).len(), 0);
+    // The head adopted the strings of the labels appended, so "old" stays
+    // interned while this test holds `old`, and goes at the next sweep
+    // after that.
+    assert_eq!(head.stats().n_strings, 9);
+    drop(old);
+    head.truncate(range).unwrap();
     // __name__ up instance job node live pending new
     assert_eq!(head.stats().n_strings, 8);
 }
@@ -734,4 +740,45 @@ fn interned_comparison_orders_like_labels_ord() {
         let a2 = Labels::from_pairs(&a.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect::<Vec<_>>());
         prop_assert_eq!(cmp_interned(&a2, &b), a2.cmp(&b));
     });
+}
+
+#[test]
+fn labels_made_of_the_interned_strings_are_kept_as_given() {
+    let head = Head::new(HeadOptions::default());
+    let stored = |l: &Labels| {
+        let mut app = head.appender();
+        let handle = app.append(None, l, Sample::new(0, 1.0)).unwrap();
+        app.commit().unwrap();
+        head.table.get(handle).unwrap().labels.clone()
+    };
+    let same_set = |a: &Labels, b: &Labels| std::ptr::eq(a.iter().next().unwrap(), b.iter().next().unwrap());
+    // New strings are adopted, not copied: the head keeps the set as given.
+    let first = metric("up", "a");
+    let first_stored = stored(&first);
+    assert!(same_set(&first, &first_stored));
+    // Equal strings allocated elsewhere are replaced by the interned ones.
+    let second = metric("up", "b");
+    let second_stored = stored(&second);
+    assert!(!same_set(&second, &second_stored));
+    let names = |l: &Labels| l.iter().map(|l| Arc::clone(&l.name)).collect::<Vec<_>>();
+    for (a, b) in names(&first_stored).iter().zip(names(&second_stored).iter()) {
+        assert!(Arc::ptr_eq(a, b));
+    }
+    // A set built from the interned strings (as the scraper's cache builds
+    // them) is kept as given.
+    let third: Labels = Labels::from_sorted(
+        second_stored
+            .iter()
+            .map(|l| Label {
+                name: Arc::clone(&l.name),
+                // instance="node", a new series of interned strings.
+                value: if &*l.name == "instance" {
+                    Arc::clone(&first_stored.iter().nth(2).unwrap().value)
+                } else {
+                    Arc::clone(&l.value)
+                },
+            })
+            .collect(),
+    );
+    assert!(same_set(&third, &stored(&third)));
 }
