@@ -751,7 +751,8 @@ fn labels_made_of_the_interned_strings_are_kept_as_given() {
         app.commit().unwrap();
         head.table.get(handle).unwrap().labels.clone()
     };
-    let same_set = |a: &Labels, b: &Labels| std::ptr::eq(a.iter().next().unwrap(), b.iter().next().unwrap());
+    let same_set =
+        |a: &Labels, b: &Labels| std::ptr::eq(a.iter().next().unwrap(), b.iter().next().unwrap());
     // New strings are adopted, not copied: the head keeps the set as given.
     let first = metric("up", "a");
     let first_stored = stored(&first);
@@ -761,7 +762,10 @@ fn labels_made_of_the_interned_strings_are_kept_as_given() {
     let second_stored = stored(&second);
     assert!(!same_set(&second, &second_stored));
     let names = |l: &Labels| l.iter().map(|l| Arc::clone(&l.name)).collect::<Vec<_>>();
-    for (a, b) in names(&first_stored).iter().zip(names(&second_stored).iter()) {
+    for (a, b) in names(&first_stored)
+        .iter()
+        .zip(names(&second_stored).iter())
+    {
         assert!(Arc::ptr_eq(a, b));
     }
     // A set built from the interned strings (as the scraper's cache builds
