@@ -180,6 +180,7 @@ impl Wal {
             writer: Mutex::new(Writer {
                 segment,
                 pending_series: Vec::new(),
+                series_payload: Vec::new(),
                 last_sync: Instant::now(),
                 broken: false,
             }),
@@ -206,7 +207,12 @@ impl Wal {
             return;
         }
         let mut writer = self.writer.lock();
-        record::encode_series(series, &mut writer.pending_series);
+        for s in series {
+            record::encode_series_entry(s, &mut writer.series_payload);
+        }
+        if writer.series_payload.len() > record::MAX_PAYLOAD_LEN {
+            writer.frame_series();
+        }
     }
 
     /// Writes the buffered series records and these samples, then syncs
@@ -454,6 +460,10 @@ struct Writer {
     /// samples would not replay without it. A series record written twice
     /// replays as one series.
     pending_series: Vec<u8>,
+    /// Series entries not yet framed: the head logs series one by one as
+    /// it creates them, and one record (compressed) for a scrape's new
+    /// series costs a fraction of one record per series.
+    series_payload: Vec<u8>,
     last_sync: Instant,
     /// A write failed part-way; the segment may end in a torn record, which
     /// the next write cuts off first (or, failing that, starts a new
@@ -466,12 +476,25 @@ impl Writer {
     /// sample records). On failure the samples are dropped (their commit
     /// fails) and the series records stay buffered for the next write.
     fn write_pending(&mut self, samples: &[u8]) -> Result<()> {
+        self.frame_series();
         if self.pending_series.is_empty() && samples.is_empty() {
             return Ok(());
         }
         self.write_frames(samples)?;
         self.pending_series.clear();
         Ok(())
+    }
+
+    /// Moves the unframed series entries into a record of their own.
+    fn frame_series(&mut self) {
+        if !self.series_payload.is_empty() {
+            record::frame(
+                record::TYPE_SERIES,
+                &self.series_payload,
+                &mut self.pending_series,
+            );
+            self.series_payload.clear();
+        }
     }
 
     fn write_frames(&mut self, samples: &[u8]) -> Result<()> {

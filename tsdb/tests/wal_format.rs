@@ -2,7 +2,9 @@
 //! log in `tests/data/wal/` must be exactly what the code writes today, and
 //! must replay to the records it was written from. Regenerate only when the
 //! format version is bumped on purpose: `UPDATE_GOLDEN=1 cargo test -p tsdb
-//! --test wal_format`.
+//! --test wal_format`. `tests/data/wal-v1/` is the same log as version 1
+//! wrote it (no compressed records, no compressed series batch): it must
+//! still replay.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
@@ -13,6 +15,30 @@ use tsdb::wal::{Record, RefSample, RefSeries, RefTombstone, SyncPolicy, Wal, Wal
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal")
+}
+
+fn golden_v1_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/wal-v1")
+}
+
+/// Thirty series of one metric and a sample each: records large and
+/// repetitive enough to be written compressed.
+fn scrape_batch() -> (Vec<RefSeries>, Vec<RefSample>) {
+    let instances: Vec<String> = (0..30).map(|i| format!("10.0.0.{i}:9100")).collect();
+    let series = (0..30u64)
+        .map(|i| {
+            series(
+                3 + i,
+                &[
+                    ("__name__", "http_requests_total"),
+                    ("handler", "/api/v1/query"),
+                    ("instance", &instances[i as usize]),
+                ],
+            )
+        })
+        .collect();
+    let samples = (0..30u64).map(|i| sample(3 + i, 4000, 1.0)).collect();
+    (series, samples)
 }
 
 fn options() -> WalOptions {
@@ -70,10 +96,14 @@ fn write_golden(dir: &Path) {
         sample(1, i64::MAX, f64::NEG_INFINITY),
     ])
     .unwrap();
+    let (series, samples) = scrape_batch();
+    wal.log_series(&series[..10]);
+    wal.log_series(&series[10..]);
+    wal.log_samples(&samples).unwrap();
     wal.sync().unwrap();
 }
 
-fn expected_records() -> Vec<Record> {
+fn expected_v1_records() -> Vec<Record> {
     vec![
         Record::Series(vec![series(1, &[("__name__", "up"), ("job", "node")])]),
         Record::Samples(vec![sample(1, 2000, 0.0)]),
@@ -83,6 +113,15 @@ fn expected_records() -> Vec<Record> {
             sample(1, i64::MAX, f64::NEG_INFINITY),
         ]),
     ]
+}
+
+fn expected_records() -> Vec<Record> {
+    let (series, samples) = scrape_batch();
+    let mut records = expected_v1_records();
+    // The two log_series calls before one commit share one record.
+    records.push(Record::Series(series));
+    records.push(Record::Samples(samples));
+    records
 }
 
 /// Relative path and content of every file under `dir`, sorted.
@@ -139,21 +178,55 @@ fn committed_golden_log_replays_to_its_records() {
 }
 
 #[test]
+fn version_1_log_still_replays() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&golden_v1_dir(), copy.path());
+    let mut replayed = Vec::new();
+    let _wal = Wal::open(copy.path(), options(), |r| replayed.push(r)).unwrap();
+    assert_eq!(replayed, expected_v1_records());
+}
+
+#[test]
+fn golden_compressed_records_are_as_documented() {
+    let segment = fs::read(golden_dir().join("00000001")).unwrap();
+    let mut frames = Vec::new();
+    let mut at = 8;
+    while at < segment.len() {
+        let len = u32::from_be_bytes(segment[at + 1..at + 5].try_into().unwrap()) as usize;
+        frames.push((segment[at], &segment[at + 5..at + 5 + len]));
+        at += 5 + len + 4;
+    }
+    assert_eq!(at, segment.len());
+    // The small samples record stays plain; the batch of thirty series is
+    // one series record (type 1) with the snappy flag (0x80).
+    assert_eq!(frames[0].0, 2);
+    assert_eq!(frames[1].0, 0x81);
+    let series = snap::raw::Decoder::new()
+        .decompress_vec(frames[1].1)
+        .unwrap();
+    assert!(frames[1].1.len() < series.len());
+    // ref 3, three labels, `__name__`.
+    assert_eq!(&series[..8], &3u64.to_be_bytes());
+    assert_eq!(&series[8..18], b"\x03\x08__name__");
+}
+
+#[test]
 fn golden_segment_bytes_are_as_documented() {
     let segment = fs::read(golden_dir().join("00000001")).unwrap();
-    // Header: magic "SXWL", version 1, three reserved zero bytes.
-    assert_eq!(&segment[..8], b"SXWL\x01\x00\x00\x00");
+    // Header: magic "SXWL", version 2, three reserved zero bytes.
+    assert_eq!(&segment[..8], b"SXWL\x02\x00\x00\x00");
     // One samples record: type 2, payload length, base ref 1, base t 3000,
     // then (ref delta 0, t delta 0, -0.0) and (0, i64::MAX - 3000, -Inf).
     assert_eq!(segment[8], 2);
     let len = u32::from_be_bytes(segment[9..13].try_into().unwrap()) as usize;
-    assert_eq!(segment.len(), 8 + 5 + len + 4);
+    // The compressed batch follows (golden_compressed_records_are_as_documented).
+    assert!(segment.len() > 8 + 5 + len + 4);
     let payload = &segment[13..13 + len];
     assert_eq!(&payload[..8], &1u64.to_be_bytes());
     assert_eq!(&payload[8..16], &3000i64.to_be_bytes());
     assert_eq!(&payload[16..18], &[0, 0]);
     assert_eq!(&payload[18..26], &(-0.0f64).to_bits().to_be_bytes());
-    let crc = u32::from_be_bytes(segment[13 + len..].try_into().unwrap());
+    let crc = u32::from_be_bytes(segment[13 + len..17 + len].try_into().unwrap());
     assert_eq!(crc, crc32c::crc32c(&segment[8..13 + len]));
 }
 

@@ -11,6 +11,16 @@ pub(crate) const TYPE_SERIES: u8 = 1;
 pub(crate) const TYPE_SAMPLES: u8 = 2;
 /// Record type of a tombstones record.
 pub(crate) const TYPE_TOMBSTONES: u8 = 3;
+/// Set in a record's type byte when its payload is snappy-compressed
+/// (block format), as Prometheus flags compressed WAL records.
+pub(crate) const FLAG_SNAPPY: u8 = 0x80;
+/// Payloads shorter than this are written as they are: a scrape's small
+/// records gain too little to pay for the compression.
+const MIN_COMPRESSED_LEN: usize = 256;
+/// The largest payload a compressed record may claim to expand to: far
+/// above what the encoders write (about [`MAX_PAYLOAD_LEN`] plus one
+/// entry), low enough that a damaged length cannot exhaust memory.
+const MAX_DECOMPRESSED_LEN: usize = 64 << 20;
 
 /// Bytes before a record's payload: type (1) and payload length (4).
 pub(crate) const FRAME_HEADER_LEN: usize = 5;
@@ -71,6 +81,8 @@ pub enum DecodeRecordError {
     InvalidUtf8,
     #[error("varint is longer than 10 bytes")]
     VarintOverflow,
+    #[error("compressed payload does not decompress: {0}")]
+    Decompress(String),
 }
 
 /// Payload size after which an encoder starts a new record, so that records
@@ -81,21 +93,35 @@ pub(crate) const MAX_PAYLOAD_LEN: usize = 1 << 20;
 /// Appends framed series records to `out`: one, or several for a very
 /// large batch.
 pub(crate) fn encode_series(series: &[RefSeries], out: &mut Vec<u8>) {
-    let mut start = begin_frame(TYPE_SERIES, out);
+    let mut payload = Vec::new();
     for s in series {
-        if out.len() - start > MAX_PAYLOAD_LEN {
-            end_frame(start, out);
-            start = begin_frame(TYPE_SERIES, out);
+        if payload.len() > MAX_PAYLOAD_LEN {
+            frame(TYPE_SERIES, &payload, out);
+            payload.clear();
         }
-        out.extend_from_slice(&s.series_ref.get().to_be_bytes());
-        put_uvarint(out, s.labels.len() as u64);
-        for label in &s.labels {
-            put_uvarint(out, label.name.len() as u64);
-            out.extend_from_slice(label.name.as_bytes());
-            put_uvarint(out, label.value.len() as u64);
-            out.extend_from_slice(label.value.as_bytes());
-        }
+        encode_series_entry(s, &mut payload);
     }
+    frame(TYPE_SERIES, &payload, out);
+}
+
+/// Appends one series entry (the unframed payload of a series record) to
+/// `payload`.
+pub(crate) fn encode_series_entry(s: &RefSeries, payload: &mut Vec<u8>) {
+    payload.extend_from_slice(&s.series_ref.get().to_be_bytes());
+    put_uvarint(payload, s.labels.len() as u64);
+    for label in &s.labels {
+        put_uvarint(payload, label.name.len() as u64);
+        payload.extend_from_slice(label.name.as_bytes());
+        put_uvarint(payload, label.value.len() as u64);
+        payload.extend_from_slice(label.value.as_bytes());
+    }
+}
+
+/// Appends a record of `record_type` holding `payload` to `out`,
+/// compressed when that makes it smaller.
+pub(crate) fn frame(record_type: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let start = begin_frame(record_type, out);
+    out.extend_from_slice(payload);
     end_frame(start, out);
 }
 
@@ -161,12 +187,32 @@ fn begin_frame(record_type: u8, out: &mut Vec<u8>) -> usize {
 }
 
 fn end_frame(start: usize, out: &mut Vec<u8>) {
-    let payload_len = out.len() - start - FRAME_HEADER_LEN;
+    let payload_start = start + FRAME_HEADER_LEN;
+    if out.len() - payload_start >= MIN_COMPRESSED_LEN {
+        compress_payload(start, out);
+    }
+    let payload_len = out.len() - payload_start;
     // The encoders cut records at about MAX_PAYLOAD_LEN, far below 4 GiB.
     let len = u32::try_from(payload_len).unwrap_or(u32::MAX);
-    out[start + 1..start + FRAME_HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    out[start + 1..payload_start].copy_from_slice(&len.to_be_bytes());
     let crc = crc32c::crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// Replaces the payload of the frame at `start` (the end of `out`) by its
+/// snappy compression and flags the type, when that is smaller.
+fn compress_payload(start: usize, out: &mut Vec<u8>) {
+    let payload_start = start + FRAME_HEADER_LEN;
+    let payload = &out[payload_start..];
+    let mut compressed = vec![0; snap::raw::max_compress_len(payload.len())];
+    let Ok(n) = snap::raw::Encoder::new().compress(payload, &mut compressed) else {
+        return;
+    };
+    if n < payload.len() {
+        out.truncate(payload_start);
+        out.extend_from_slice(&compressed[..n]);
+        out[start] |= FLAG_SNAPPY;
+    }
 }
 
 /// The CRC32C a frame stores: over the type, the length and the payload.
@@ -176,6 +222,10 @@ pub(crate) fn frame_crc(header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) -> u32 
 
 /// Decodes the payload of a record whose checksum has been verified.
 pub fn decode(record_type: u8, payload: &[u8]) -> Result<Record, DecodeRecordError> {
+    if record_type & FLAG_SNAPPY != 0 {
+        let decompressed = decompress(payload)?;
+        return decode(record_type & !FLAG_SNAPPY, &decompressed);
+    }
     let mut r = Reader { buf: payload };
     match record_type {
         TYPE_SERIES => {
@@ -231,6 +281,19 @@ pub fn decode(record_type: u8, payload: &[u8]) -> Result<Record, DecodeRecordErr
         }
         other => Err(DecodeRecordError::UnknownType(other)),
     }
+}
+
+fn decompress(payload: &[u8]) -> Result<Vec<u8>, DecodeRecordError> {
+    let error = |e: snap::Error| DecodeRecordError::Decompress(e.to_string());
+    let len = snap::raw::decompress_len(payload).map_err(error)?;
+    if len > MAX_DECOMPRESSED_LEN {
+        return Err(DecodeRecordError::Decompress(format!(
+            "claims {len} bytes, more than the {MAX_DECOMPRESSED_LEN} a record may hold"
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(payload)
+        .map_err(error)
 }
 
 fn put_uvarint(out: &mut Vec<u8>, mut x: u64) {

@@ -11,8 +11,15 @@ use crate::{Error, Result};
 
 /// First bytes of every segment file.
 pub(crate) const MAGIC: [u8; 4] = *b"SXWL";
-/// The segment format version this code writes and reads.
-pub(crate) const VERSION: u8 = 1;
+/// The segment format version this code writes. Version 2 added
+/// snappy-compressed records; version 1 segments (never compressed) read
+/// as before.
+pub(crate) const VERSION: u8 = 2;
+
+/// Whether this code reads segments of format `version`.
+pub(crate) fn is_readable_version(version: u8) -> bool {
+    version == 1 || version == VERSION
+}
 /// Magic, version and three reserved zero bytes.
 pub(crate) const HEADER_LEN: u64 = 8;
 
@@ -113,7 +120,7 @@ pub(crate) fn read_segment(
             reason: "bad magic number".to_string(),
         }));
     }
-    if header[4] != VERSION {
+    if !is_readable_version(header[4]) {
         return Ok(Some(Damage {
             offset: 0,
             reason: format!("unsupported segment version {}", header[4]),

@@ -11,7 +11,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::record::{self, FRAME_HEADER_LEN, FRAME_TRAILER_LEN, Record};
-use super::segment::{self, HEADER_LEN, MAGIC, VERSION, io_error};
+use super::segment::{self, HEADER_LEN, MAGIC, io_error, is_readable_version};
 use crate::Result;
 
 /// Where reading a segment from an offset ended.
@@ -76,7 +76,7 @@ pub fn read_segment_from(
         let mut header = [0u8; HEADER_LEN as usize];
         file.read_exact(&mut header)
             .map_err(|e| io_error(path, e))?;
-        if header[..4] != MAGIC || header[4] != VERSION {
+        if header[..4] != MAGIC || !is_readable_version(header[4]) {
             return Ok(TailRead {
                 offset: 0,
                 stopped: Some("bad segment header".to_string()),
