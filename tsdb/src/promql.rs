@@ -536,4 +536,102 @@ mod tests {
             ]
         );
     }
+
+    /// Every range step must give what an instant query at that time gives,
+    /// whatever shortcuts the range evaluation takes across steps.
+    fn assert_range_matches_instants(head: &Head, query: &str, end_ms: i64, step_ms: i64) {
+        let engine = Engine::default();
+        let range = engine
+            .range_query(query, 0, end_ms, Duration::from_millis(step_ms as u64))
+            .unwrap();
+        let Value::Matrix(matrix) = range.exec(head).unwrap().value else {
+            panic!("not a matrix")
+        };
+        let mut t = 0;
+        while t <= end_ms {
+            let Value::Vector(vector) = engine
+                .instant_query(query, t)
+                .unwrap()
+                .exec(head)
+                .unwrap()
+                .value
+            else {
+                panic!("not a vector")
+            };
+            let mut at_step: Vec<(Labels, u64)> = matrix
+                .iter()
+                .filter_map(|s| {
+                    let p = s.points.iter().find(|p| p.t == t)?;
+                    Some((s.labels.clone(), p.v.to_bits()))
+                })
+                .collect();
+            let mut instant: Vec<(Labels, u64)> = vector
+                .iter()
+                .map(|s| (s.labels.clone(), s.v.to_bits()))
+                .collect();
+            at_step.sort();
+            instant.sort();
+            assert_eq!(at_step, instant, "{query} at {t}");
+            t += step_ms;
+        }
+    }
+
+    #[test]
+    fn range_counter_functions_match_instant_queries_across_resets() {
+        let head = Head::new(HeadOptions::default());
+        let mut appender = head.appender();
+        for (series, reset_every) in [("steady", 0), ("once", 37), ("often", 5)] {
+            let labels = Labels::from_pairs(&[("__name__", "c_total"), ("s", series)]);
+            let mut value = 0.0;
+            for i in 0..120 {
+                if reset_every > 0 && i > 0 && i % reset_every == 0 {
+                    value = 1.0;
+                } else {
+                    value += (i % 7) as f64 + 0.5;
+                }
+                appender
+                    .append(None, &labels, ModelSample::new(i * 10_000, value))
+                    .unwrap();
+            }
+        }
+        appender.commit().unwrap();
+        for query in [
+            "rate(c_total[1m])",
+            "increase(c_total[45s])",
+            "rate(c_total[5m] offset 1m)",
+            "sum by (s) (rate(c_total[2m]))",
+        ] {
+            assert_range_matches_instants(&head, query, 1_200_000, 15_000);
+        }
+    }
+
+    #[test]
+    fn many_series_load_in_label_order() {
+        // Enough series for the loading to be split across threads.
+        let head = Head::new(HeadOptions::default());
+        let mut appender = head.appender();
+        for i in 0..300 {
+            let name = format!("{i:03}");
+            let labels = Labels::from_pairs(&[("__name__", "m"), ("i", name.as_str())]);
+            for t in 0..10 {
+                let sample = ModelSample::new(t * 60_000, f64::from(i * 100 + t as i32));
+                appender.append(None, &labels, sample).unwrap();
+            }
+        }
+        appender.commit().unwrap();
+        let result = Engine::default()
+            .instant_query("m", 300_000)
+            .unwrap()
+            .exec(&head)
+            .unwrap();
+        let Value::Vector(vector) = result.value else {
+            panic!("not a vector")
+        };
+        assert_eq!(vector.len(), 300);
+        for (i, sample) in vector.iter().enumerate() {
+            assert_eq!(sample.labels.get("i"), Some(format!("{i:03}").as_str()));
+            assert_eq!(sample.v, (i * 100 + 5) as f64);
+        }
+        assert_range_matches_instants(&head, "m", 540_000, 60_000);
+    }
 }

@@ -89,6 +89,10 @@ pub(crate) struct Window<'a> {
     pub params: &'a [f64],
     /// `anchored` or `smoothed`: `points` then reach beyond the window.
     pub extension: Option<Extension>,
+    /// The caller knows that no sample of `points` is lower than the one
+    /// before it (no counter reset by value), so counter functions need not
+    /// look for one.
+    pub without_value_resets: bool,
 }
 
 /// A function that reduces a window of samples to at most one value.
@@ -245,6 +249,24 @@ fn string_arg(call: &Call, i: usize) -> Result<String> {
     }
 }
 
+/// Fills `counts` with, for each sample, how many samples up to it are lower
+/// than the one before them: the samples `lo..hi` hold no such drop after
+/// their first when `counts[hi - 1] == counts[lo]`.
+fn running_reset_counts(points: &[Point], counts: &mut Vec<u32>) {
+    counts.clear();
+    counts.reserve(points.len());
+    let mut count = 0u32;
+    let mut previous = f64::NAN;
+    for p in points {
+        // NaN compares false, as in the counter functions.
+        if p.v < previous {
+            count = count.wrapping_add(1);
+        }
+        counts.push(count);
+        previous = p.v;
+    }
+}
+
 /// Runs a range-vector function over every series and step.
 fn eval_range_function(
     ev: &mut Evaluator<'_>,
@@ -327,8 +349,16 @@ fn eval_range_function(
     let mut non_counters = Vec::new();
     let mut overlapping = Vec::new();
     let is_counter_rate = matches!(call.name, "rate" | "increase");
+    // Over many steps, windows overlap: counting value resets once per
+    // series (a running count by sample) tells each window in O(1) whether
+    // it holds one, instead of every window walking its samples.
+    let count_resets = is_counter_rate && range_arg.extension.is_none() && grid.len() > 1;
+    let mut resets_until: Vec<u32> = Vec::new();
     for series in &range_arg.series {
         ev.check()?;
+        if count_resets {
+            running_reset_counts(&series.points, &mut resets_until);
+        }
         let mut step_series = StepSeries::new(series.labels.clone(), drop_name);
         step_series.points.reserve(grid.len());
         let mut largest_window = 0;
@@ -343,7 +373,7 @@ fn eval_range_function(
             // The extended windows reach beyond the range and do not use
             // start timestamps (as in Prometheus).
             let start_timestamps = match range_arg.extension {
-                None => series.start_timestamps_of(indices),
+                None => series.start_timestamps_of(indices.clone()),
                 Some(_) => &[],
             };
             if is_counter_rate
@@ -359,6 +389,8 @@ fn eval_range_function(
             for (p, values) in params.iter_mut().zip(&scalar_args) {
                 *p = values.get(step).copied().unwrap_or(f64::NAN);
             }
+            let without_value_resets = count_resets
+                && resets_until.get(indices.end - 1) == resets_until.get(indices.start);
             let w = Window {
                 points,
                 start_timestamps,
@@ -368,6 +400,7 @@ fn eval_range_function(
                 range_ms: range_arg.range_ms,
                 params: &params,
                 extension: range_arg.extension,
+                without_value_resets,
             };
             if let Some(v) = function(&w)? {
                 step_series.points.push(Point::new(t, v));

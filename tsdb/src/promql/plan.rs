@@ -7,7 +7,7 @@ use super::error::{Error, Result};
 use super::parse::{At, Expr, ExprKind, Extension, Selector, Subquery};
 use super::value::Point;
 use crate::model::{Labels, Matcher, TimeRange};
-use crate::storage::{Queryable, SelectHints};
+use crate::storage::{Queryable, SelectHints, Series};
 
 /// The times of the top-level query.
 #[derive(Debug, Clone, Copy)]
@@ -90,26 +90,7 @@ pub(crate) fn load(
     for plan in &plans {
         let set = querier.select(plan.matchers, &plan.hints)?;
         loaded.warnings.extend(set.warnings);
-        let mut series_list = Vec::with_capacity(set.series.len());
-        // Series of one selector tend to have as many samples as each
-        // other: size each buffer like the previous one.
-        let mut capacity = 0;
-        for mut series in set.series {
-            let mut points = Vec::with_capacity(capacity);
-            let mut start_timestamps = Vec::new();
-            series.samples.load_range(
-                plan.hints.start,
-                plan.hints.end,
-                &mut points,
-                &mut start_timestamps,
-            );
-            capacity = points.len();
-            series_list.push(LoadedSeries {
-                labels: series.labels,
-                points,
-                start_timestamps,
-            });
-        }
+        let mut series_list = decode_all(set.series, &plan.hints)?;
         // Queriers return series sorted by labels; keep that promise even for
         // one that does not, since result order depends on it.
         series_list.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -120,6 +101,77 @@ pub(crate) fn load(
         }
     }
     Ok(loaded)
+}
+
+/// Below this many series a selector's samples are decoded on the calling
+/// thread; above it, split across the cores (decoding is most of the time
+/// of a query over many series, and series decode independently).
+const PARALLEL_DECODE_MIN_SERIES: usize = 64;
+
+/// The most threads one selector's decoding uses.
+const MAX_DECODE_THREADS: usize = 4;
+
+/// Decodes the samples of `series` within the hints' range, in order.
+fn decode_all(series: Vec<Series>, hints: &SelectHints) -> Result<Vec<LoadedSeries>> {
+    let threads = if series.len() >= PARALLEL_DECODE_MIN_SERIES {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_DECODE_THREADS)
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return Ok(decode_run(series, hints));
+    }
+    let per_thread = series.len().div_ceil(threads);
+    let mut parts: Vec<Vec<Series>> = Vec::with_capacity(threads);
+    let mut rest = series.into_iter();
+    loop {
+        let part: Vec<Series> = rest.by_ref().take(per_thread).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    let mut parts = parts.into_iter();
+    let Some(first) = parts.next() else {
+        return Ok(Vec::new());
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .map(|part| scope.spawn(move || decode_run(part, hints)))
+            .collect();
+        let mut out = decode_run(first, hints);
+        for handle in handles {
+            let decoded = handle
+                .join()
+                .map_err(|_| Error::eval("internal error: decoding thread failed"))?;
+            out.extend(decoded);
+        }
+        Ok(out)
+    })
+}
+
+/// Decodes `series` one after the other on this thread.
+fn decode_run(series: Vec<Series>, hints: &SelectHints) -> Vec<LoadedSeries> {
+    let mut out = Vec::with_capacity(series.len());
+    // Series of one selector tend to have as many samples as each other:
+    // size each buffer like the previous one.
+    let mut capacity = 0;
+    for mut series in series {
+        let mut points = Vec::with_capacity(capacity);
+        let mut start_timestamps = Vec::new();
+        series
+            .samples
+            .load_range(hints.start, hints.end, &mut points, &mut start_timestamps);
+        capacity = points.len();
+        out.push(LoadedSeries {
+            labels: series.labels,
+            points,
+            start_timestamps,
+        });
+    }
+    out
 }
 
 /// The function or aggregation a selector feeds, for the select hints.

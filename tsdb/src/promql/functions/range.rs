@@ -181,9 +181,11 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
     }
     let mut result = last.v - first.v;
     if is_counter && sts.is_empty() {
-        for pair in points.windows(2) {
-            if pair[1].v < pair[0].v {
-                result += pair[0].v;
+        if !w.without_value_resets {
+            for pair in points.windows(2) {
+                if pair[1].v < pair[0].v {
+                    result += pair[0].v;
+                }
             }
         }
     } else if is_counter {
@@ -399,6 +401,7 @@ mod tests {
             range_ms: end - start,
             params: &[],
             extension: None,
+            without_value_resets: false,
         }
     }
 
