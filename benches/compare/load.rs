@@ -45,12 +45,9 @@ const MIB: f64 = 1024.0 * 1024.0;
 pub struct LoadQuery {
     pub name: String,
     pub expr: String,
-    /// Range queries cover the last [`RANGE_SPAN`] (or the run so far).
+    /// Range queries cover the last `--range-span` (or the run so far).
     pub range: bool,
 }
-
-/// How far back range queries reach.
-const RANGE_SPAN: f64 = 15.0 * 60.0;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Latency {
@@ -98,6 +95,8 @@ pub struct LoadRun {
     pub size: Size,
     pub duration_s: f64,
     pub query_concurrency: usize,
+    /// How far back range queries reach, seconds.
+    pub range_span_s: f64,
     pub command: String,
     pub date: String,
     pub machine: String,
@@ -333,11 +332,12 @@ async fn run_query(
     query: &LoadQuery,
     began_unix: f64,
     step: f64,
+    range_span_s: f64,
 ) -> Result<(f64, usize), String> {
     let now = unix_now();
     let mut form = vec![("query", query.expr.clone())];
     let path = if query.range {
-        let start = (now - RANGE_SPAN).max(began_unix).min(now - step);
+        let start = (now - range_span_s).max(began_unix).min(now - step);
         form.push(("start", format!("{start:.3}")));
         form.push(("end", format!("{now:.3}")));
         form.push(("step", format!("{step}")));
@@ -377,6 +377,7 @@ pub async fn run(
     size: &Size,
     duration: Duration,
     query_concurrency: usize,
+    range_span: Duration,
     seed: u64,
     work: &Path,
     out: &Path,
@@ -432,7 +433,15 @@ pub async fn run(
             let mut next = worker * queries.len() / query_concurrency.max(1);
             while !stop.load(Ordering::Relaxed) {
                 let index = next % queries.len();
-                let outcome = run_query(&client, &base, &queries[index], began_unix, step).await;
+                let outcome = run_query(
+                    &client,
+                    &base,
+                    &queries[index],
+                    began_unix,
+                    step,
+                    range_span.as_secs_f64(),
+                )
+                .await;
                 outcomes.push((index, outcome));
                 next += 1;
             }
@@ -527,6 +536,7 @@ pub async fn run(
         size: size.clone(),
         duration_s,
         query_concurrency,
+        range_span_s: range_span.as_secs_f64(),
         command,
         date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
         machine: report::machine(),
@@ -589,10 +599,11 @@ pub fn markdown(run: &LoadRun) -> String {
         md,
         "Issue 11 item 5. Sextant alone scrapes {} synthetic series (head: {} series), evaluates \
          3 recording rules and 1 alerting rule every interval, and answers {} concurrent queries \
-         in a loop for {:.0} s.\n",
+         (range queries over the last {:.0} s or the run so far) in a loop for {:.0} s.\n",
         run.synthetic_series,
         run.head_series.map_or("?".into(), |s| format!("{s:.0}")),
         run.query_concurrency,
+        run.range_span_s,
         run.duration_s
     );
     let _ = writeln!(md, "- Command: `{}`", run.command);
@@ -704,6 +715,7 @@ mod tests {
             },
             duration_s: 600.0,
             query_concurrency: 2,
+            range_span_s: 900.0,
             command: String::new(),
             date: String::new(),
             machine: String::new(),

@@ -68,6 +68,11 @@ struct Args {
     /// load mode: queries in flight at any time.
     #[arg(long, default_value_t = 3)]
     query_concurrency: usize,
+    /// load mode: how far back range queries reach (or the run so far, when
+    /// shorter). Range queries' cost grows with their span, so memory grows
+    /// with it until the run is this long.
+    #[arg(long, default_value = "15m")]
+    range_span: String,
     /// Systems to run, in order (default: sextant,prometheus,victoriametrics;
     /// sextant,prometheus in query mode).
     #[arg(long, value_delimiter = ',')]
@@ -307,15 +312,7 @@ async fn run(args: Args) -> Result<(), Error> {
         prometheus: args.prometheus_bin.clone(),
         victoria_metrics: args.victoria_metrics_bin.clone(),
     };
-    for system in &systems {
-        if !binaries.of(*system).exists() {
-            return Err(Error::Usage(format!(
-                "{} binary {} not found",
-                system.name(),
-                binaries.of(*system).display()
-            )));
-        }
-    }
+    check_binaries(&binaries, &started_systems(&args.mode, &systems))?;
     let work = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("sextant-compare-{}", std::process::id())),
@@ -334,6 +331,7 @@ async fn run(args: Args) -> Result<(), Error> {
                     size,
                     duration,
                     args.query_concurrency,
+                    parse_duration(&args.range_span)?,
                     args.seed,
                     &work,
                     &args.out,
@@ -699,9 +697,52 @@ impl Drop for NodeExporter {
     }
 }
 
+/// The systems a mode starts: load mode runs Sextant alone, whatever
+/// `--systems` says, so the peers need not be installed for it.
+fn started_systems(mode: &str, systems: &[System]) -> Vec<System> {
+    if mode == "load" {
+        vec![System::Sextant]
+    } else {
+        systems.to_vec()
+    }
+}
+
+/// Fails naming the first of `systems` whose binary is missing.
+fn check_binaries(binaries: &Binaries, systems: &[System]) -> Result<(), Error> {
+    for system in systems {
+        if !binaries.of(*system).exists() {
+            return Err(Error::Usage(format!(
+                "{} binary {} not found",
+                system.name(),
+                binaries.of(*system).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_mode_needs_only_the_sextant_binary() {
+        let binaries = Binaries {
+            sextant: std::env::current_exe().unwrap(),
+            prometheus: PathBuf::from("/nonexistent/prometheus"),
+            victoria_metrics: PathBuf::from("/nonexistent/victoria-metrics"),
+        };
+        let all = [System::Sextant, System::Prometheus, System::VictoriaMetrics];
+        assert_eq!(started_systems("load", &all), vec![System::Sextant]);
+        assert!(check_binaries(&binaries, &started_systems("load", &all)).is_ok());
+        for mode in ["ingest", "query", "remote-write"] {
+            let error = check_binaries(&binaries, &started_systems(mode, &all)).unwrap_err();
+            assert!(
+                error.to_string().contains("/nonexistent/prometheus"),
+                "{mode}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn durations_parse() {
