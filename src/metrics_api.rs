@@ -16,10 +16,13 @@
 //!   [`tls::Authenticator`] of `metrics_api.authentication`: the aggregator's
 //!   front-proxy client certificate (its CA, allowed names, `X-Remote-User` and
 //!   `X-Remote-Group`) or a client certificate of `client_ca_file`, else 401.
-//!   Without a CA configured, requests are not authenticated. There is no
-//!   authorization (SubjectAccessReview): an authenticated caller reads every
-//!   metric the rules expose.
+//!   Without a CA configured, requests are not authenticated.
+//! - [`authorization`]: `metrics_api.authorization`, a `SubjectAccessReview`
+//!   posted to the Kubernetes API per request (cached briefly), 403 when
+//!   denied. Not configured: an authenticated caller reads every metric the
+//!   rules expose.
 
+pub mod authorization;
 pub mod discovery;
 pub mod http;
 pub mod resources;
@@ -55,6 +58,9 @@ pub enum Error {
     /// The listener's certificate or key.
     #[error("TLS: {0}")]
     Tls(String),
+    /// No client for the Kubernetes API that authorizes requests.
+    #[error("authorization: {0}")]
+    Authorization(String),
 }
 
 /// Rules and the catalog built from them, swapped together.

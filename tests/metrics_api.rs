@@ -13,7 +13,7 @@
 //! 2Gi in web-a's `app` container, CPU usage of half a core, and an
 //! `orders_queue_length` queue gauge.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -27,6 +27,8 @@ use tokio::sync::oneshot;
 use tsdb::db::{Db, DbOptions};
 use tsdb::model::{Labels, Sample};
 use tsdb::storage::Appendable;
+
+mod common;
 
 /// `custom_metrics/v1beta2.MetricValueList`.
 #[derive(Debug, Deserialize)]
@@ -190,16 +192,22 @@ fn kubectl_present() -> bool {
 /// `kubectl get --raw PATH` against the server, with an empty kubeconfig; returns the
 /// exit success and stdout or stderr.
 async fn kubectl_raw(server: &str, kubeconfig: &Path, path: &str) -> (bool, String) {
+    // With no credentials at all kubectl prompts for a username; the server
+    // ignores the token (it does not authenticate).
+    kubectl_raw_with(server, kubeconfig, &["--token=unused".into()], path).await
+}
+
+/// [`kubectl_raw`] with `credentials` flags.
+async fn kubectl_raw_with(
+    server: &str,
+    kubeconfig: &Path,
+    credentials: &[String],
+    path: &str,
+) -> (bool, String) {
     let out = tokio::process::Command::new("kubectl")
         .env("KUBECONFIG", kubeconfig)
-        // With no credentials at all kubectl prompts for a username; the
-        // server ignores the token (it does not authenticate).
-        .args([
-            "--server",
-            server,
-            "--insecure-skip-tls-verify",
-            "--token=unused",
-        ])
+        .args(["--server", server, "--insecure-skip-tls-verify"])
+        .args(credentials)
         .args(["get", "--raw", path])
         .stdin(std::process::Stdio::null())
         .output()
@@ -416,6 +424,148 @@ async fn kubectl_reads_custom_and_external_metrics() {
         assert_eq!(status.reason.as_deref(), Some(reason));
         assert_eq!(status.status.as_deref(), Some("Failure"));
     }
+
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+}
+
+/// A CA and a client certificate it signed for `cn`, as PEM files in `dir`:
+/// (CA certificate, client certificate, client key).
+fn client_identity(dir: &Path, ca: &(rcgen::CertificateParams, rcgen::KeyPair), cn: &str) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca.0, &ca.1))
+        .unwrap();
+    let (cert_file, key_file) = (dir.join(format!("{cn}.crt")), dir.join(format!("{cn}.key")));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    (
+        cert_file.display().to_string(),
+        key_file.display().to_string(),
+    )
+}
+
+fn certificate_authority(cn: &str) -> ((rcgen::CertificateParams, rcgen::KeyPair), String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate().unwrap();
+    let pem = params.self_signed(&key).unwrap().pem();
+    ((params, key), pem)
+}
+
+/// Authentication and authorization delegated to a (fake) Kubernetes API, as
+/// a deployment does: the CAs come from the published
+/// `kube-system/extension-apiserver-authentication` ConfigMap, every request
+/// is a SubjectAccessReview. kubectl with client certificates is the client:
+/// alice is allowed, bob gets the apiserver's Forbidden as kubectl prints it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_is_authenticated_and_authorized_through_the_cluster() {
+    if !kubectl_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let now = tsdb::clock::Clock::now_ms(&tsdb::clock::SystemClock);
+    write_cluster(&data, now);
+    let (cluster_ca, cluster_ca_pem) = certificate_authority("kubernetes");
+    let (_, front_proxy_ca_pem) = certificate_authority("front-proxy-ca");
+    let published = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {
+            "client-ca-file": cluster_ca_pem,
+            "requestheader-client-ca-file": front_proxy_ca_pem,
+            "requestheader-allowed-names": "[\"front-proxy-client\"]",
+            "requestheader-username-headers": "[\"X-Remote-User\"]",
+            "requestheader-group-headers": "[\"X-Remote-Group\"]",
+            "requestheader-extra-headers-prefix": "[\"X-Remote-Extra-\"]"
+        }
+    });
+    let api = common::kube_api::start(
+        HashMap::from([(
+            "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+                .to_string(),
+            published,
+        )]),
+        Some(Box::new(|spec: &serde_json::Value| {
+            Some(if spec["user"] == "alice" {
+                (true, String::new())
+            } else {
+                (false, "no RBAC policy matched".to_string())
+            })
+        })),
+    )
+    .await;
+    let config = dir.path().join("sextant.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_api:\n  authentication: {{from_cluster: true}}\n  authorization: {{api_server: '{}'}}\n  metrics:\n    - name: http_requests_in_flight\n      query: 'sum(http_requests_in_flight{{<<.LabelMatchers>>}}) by (<<.GroupBy>>)'\n      resources: {{namespace: namespace, pod: pods}}\n",
+            api.url
+        ),
+    )
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, "").unwrap();
+    let credentials = |cn: &str| {
+        let (cert, key) = client_identity(dir.path(), &cluster_ca, cn);
+        vec![
+            format!("--client-certificate={cert}"),
+            format!("--client-key={key}"),
+        ]
+    };
+    let (alice, bob) = (credentials("alice"), credentials("bob"));
+
+    let mut options = ServeOptions::new("127.0.0.1:0");
+    options.storage_path = Some(data);
+    options.config_file = Some(config);
+    options.metrics_api_listen = Some("127.0.0.1:0".into());
+    let server = Server::start(options).await.unwrap();
+    let https = format!("https://{}", server.metrics_api_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    assert_eq!(
+        api.paths()[0],
+        "/api/v1/namespaces/kube-system/configmaps/extension-apiserver-authentication"
+    );
+
+    let path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/http_requests_in_flight";
+    let (ok, body) = kubectl_raw_with(&https, &kubeconfig, &alice, path).await;
+    assert!(ok, "{body}");
+    let list: MetricValueListV2 = serde_json::from_str(&body).unwrap();
+    assert_eq!(list.items.len(), 3, "{body}");
+    let review = api.reviews()[0].clone();
+    assert_eq!(review["user"], "alice");
+    assert_eq!(
+        review["resourceAttributes"],
+        serde_json::json!({"group": "custom.metrics.k8s.io", "version": "v1beta2",
+            "namespace": "shop", "resource": "pods", "name": "*",
+            "subresource": "http_requests_in_flight", "verb": "get"})
+    );
+
+    let (ok, message) = kubectl_raw_with(&https, &kubeconfig, &bob, path).await;
+    assert!(!ok);
+    assert!(
+        message.contains(
+            "Error from server (Forbidden): pods.custom.metrics.k8s.io \"*\" is forbidden: User \"bob\" cannot get resource \"pods/http_requests_in_flight\" in API group \"custom.metrics.k8s.io\" in the namespace \"shop\": no RBAC policy matched"
+        ),
+        "{message}"
+    );
+    // Without a certificate: 401, no review.
+    let reviews = api.reviews().len();
+    let (ok, message) = kubectl_raw(&https, &kubeconfig, path).await;
+    assert!(!ok);
+    assert!(message.contains("Unauthorized"), "{message}");
+    assert_eq!(api.reviews().len(), reviews);
 
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();

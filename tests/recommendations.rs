@@ -16,6 +16,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use sextant::cli::backtest::{BacktestArgs, BacktestKind, BacktestOutput};
 use sextant::cli::recommend::{DataSource, OutputFormat, RecommendArgs};
 use sextant::server::{ServeOptions, Server};
@@ -521,27 +523,16 @@ fn check_yaml(yaml: &str, dir: &Path) {
     assert!(requests.contains_key("memory"));
 }
 
-/// The fake API's objects by path, and the paths it was asked for.
-type FakeApiState = (
-    std::sync::Arc<std::collections::HashMap<&'static str, serde_json::Value>>,
-    std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
-);
-
 /// A Kubernetes API server on loopback holding the same workload as `CONFIG`, as
 /// objects: Deployment shop/web annotated `sextant.io/recommend: "true"` (and an
 /// unannotated one), its HPA and its VPA. Every path it was asked is recorded.
-async fn fake_kubernetes_api() -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
+async fn fake_kubernetes_api() -> common::kube_api::FakeKubeApi {
     fake_kubernetes_api_with_pods(None).await
 }
 
 /// [`fake_kubernetes_api`], also serving `/api/v1/pods` when `pods` is given (else
 /// that list is a 404).
-async fn fake_kubernetes_api_with_pods(
-    pods: Option<serde_json::Value>,
-) -> (String, std::sync::Arc<parking_lot::Mutex<Vec<String>>>) {
-    use axum::extract::{OriginalUri, State};
-    use axum::response::IntoResponse;
-
+async fn fake_kubernetes_api_with_pods(pods: Option<serde_json::Value>) -> common::kube_api::FakeKubeApi {
     let list = |kind: &str, api_version: &str, items: serde_json::Value| {
         serde_json::json!({
             "kind": kind, "apiVersion": api_version,
@@ -597,23 +588,11 @@ async fn fake_kubernetes_api_with_pods(
     if let Some(pods) = pods {
         routes.insert("/api/v1/pods", list("PodList", "v1", pods));
     }
-    let asked = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let state = (std::sync::Arc::new(routes), std::sync::Arc::clone(&asked));
-    let app = axum::Router::new()
-        .fallback(
-            async |State((routes, asked)): State<FakeApiState>, OriginalUri(uri): OriginalUri| {
-                asked.lock().push(uri.path().to_string());
-                match routes.get(uri.path()) {
-                    Some(body) => axum::Json(body.clone()).into_response(),
-                    None => axum::http::StatusCode::NOT_FOUND.into_response(),
-                }
-            },
-        )
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), asked)
+    let objects = routes
+        .into_iter()
+        .map(|(path, body)| (path.to_string(), body))
+        .collect();
+    common::kube_api::start(objects, None).await
 }
 
 /// The same workload discovered through the Kubernetes API instead of configured:
@@ -625,7 +604,8 @@ async fn serve_discovers_annotated_workloads_and_their_hpa_and_vpa() {
     let data = dir.path().join("data");
     let now = tsdb::clock::Clock::now_ms(&tsdb::clock::SystemClock);
     write_cluster(&data, now + 10 * 60_000);
-    let (api, asked) = fake_kubernetes_api().await;
+    let fake = fake_kubernetes_api().await;
+    let api = &fake.url;
     let config = dir.path().join("sextant.yml");
     std::fs::write(
         &config,
@@ -652,8 +632,7 @@ async fn serve_discovers_annotated_workloads_and_their_hpa_and_vpa() {
     assert_eq!(workloads.as_array().unwrap().len(), 1, "{json}");
     check_report(workloads, false);
     assert!(
-        asked
-            .lock()
+        fake.paths()
             .contains(&"/apis/autoscaling.k8s.io/v1/verticalpodautoscalers".to_string())
     );
     stop.send(()).unwrap();
@@ -680,7 +659,7 @@ async fn recommend_discovers_workloads_and_reads_pod_requests_from_the_kubernete
             "status": {"phase": phase}
         })
     };
-    let (api, asked) = fake_kubernetes_api_with_pods(Some(serde_json::json!([
+    let fake = fake_kubernetes_api_with_pods(Some(serde_json::json!([
         pod(POD_A, "Running"),
         pod(POD_B, "Running"),
         // A finished pod of an older template holds nothing.
@@ -691,6 +670,7 @@ async fn recommend_discovers_workloads_and_reads_pod_requests_from_the_kubernete
         }
     ])))
     .await;
+    let api = &fake.url;
     let config = dir.path().join("sextant.yml");
     std::fs::write(
         &config,
@@ -716,5 +696,5 @@ async fn recommend_discovers_workloads_and_reads_pod_requests_from_the_kubernete
     assert_eq!(app["cpu"]["target"], 0.587);
     assert_eq!(app["memory"]["current_request"], 1_073_741_824.0);
     assert_eq!(web["hpa"]["desired_replicas"], 2);
-    assert!(asked.lock().contains(&"/api/v1/pods".to_string()));
+    assert!(fake.paths().contains(&"/api/v1/pods".to_string()));
 }

@@ -222,6 +222,66 @@ mod tests {
         }
     }
 
+    /// The metrics APIs delegate to the cluster as an aggregated API server
+    /// does: the config reads the published front-proxy CA and asks for
+    /// SubjectAccessReviews, and Sextant's account may do both.
+    #[test]
+    fn the_metrics_apis_delegate_authentication_and_authorization() {
+        let o = objects();
+        let config = o.config_maps[0].data.as_ref().unwrap()["sextant.yml"].clone();
+        let config: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
+        let metrics_api = &config["metrics_api"];
+        assert_eq!(metrics_api["authentication"]["from_cluster"], true);
+        assert!(metrics_api["authorization"].is_mapping());
+
+        let account = &o.service_accounts[0];
+        let is_account = |subjects: &Option<Vec<k8s_openapi::api::rbac::v1::Subject>>| {
+            subjects.iter().flatten().any(|s| {
+                s.kind == "ServiceAccount"
+                    && Some(&s.name) == account.metadata.name.as_ref()
+                    && s.namespace == account.metadata.namespace
+            })
+        };
+        // SubjectAccessReview (and TokenReview) creation.
+        assert!(o.cluster_role_bindings.iter().any(|b| {
+            b.role_ref.kind == "ClusterRole"
+                && b.role_ref.name == "system:auth-delegator"
+                && is_account(&b.subjects)
+        }));
+        // Reading kube-system/extension-apiserver-authentication.
+        assert!(o.role_bindings.iter().any(|b| {
+            b.metadata.namespace.as_deref() == Some("kube-system")
+                && b.role_ref.kind == "Role"
+                && b.role_ref.name == "extension-apiserver-authentication-reader"
+                && is_account(&b.subjects)
+        }));
+        // The HPA controller may read both groups.
+        let reader = o
+            .cluster_roles
+            .iter()
+            .find(|r| {
+                r.rules.iter().flatten().any(|rule| {
+                    rule.api_groups.iter().flatten().any(|g| g == "custom.metrics.k8s.io")
+                })
+            })
+            .expect("a role reading the metrics APIs");
+        let rule = &reader.rules.as_ref().unwrap()[0];
+        assert_eq!(
+            rule.api_groups.as_deref().unwrap(),
+            ["custom.metrics.k8s.io", "external.metrics.k8s.io"]
+        );
+        for verb in ["get", "list"] {
+            assert!(rule.verbs.iter().any(|v| v == verb), "{verb}");
+        }
+        assert!(o.cluster_role_bindings.iter().any(|b| {
+            b.role_ref.name == reader.metadata.name.clone().unwrap()
+                && b.subjects.iter().flatten().any(|s| {
+                    s.name == "horizontal-pod-autoscaler"
+                        && s.namespace.as_deref() == Some("kube-system")
+                })
+        }));
+    }
+
     fn port_of(address: &str) -> i32 {
         address.rsplit(':').next().unwrap().parse().unwrap()
     }

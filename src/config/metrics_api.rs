@@ -12,6 +12,7 @@
 //!   authentication:                                          # absent: none
 //!     requestheader_client_ca_file: /front-proxy/ca.crt
 //!     requestheader_allowed_names: [front-proxy-client]
+//!   authorization: {}        # absent: none; {}: SubjectAccessReviews in-cluster
 //!   relist_interval: 1m
 //!   rules:
 //!     - seriesQuery: 'http_requests_total{namespace!="",pod!=""}'
@@ -55,6 +56,10 @@ pub struct MetricsApiConfig {
     /// Who may call the APIs (absent: anyone who reaches the port).
     #[serde(default, deserialize_with = "null_default")]
     pub authentication: MetricsApiAuthentication,
+    /// What an authenticated caller may read, asked of the Kubernetes API
+    /// (absent: everything).
+    #[serde(default)]
+    pub authorization: Option<MetricsApiAuthorization>,
     /// How often `seriesQuery` discovery runs (1m). It must not be shorter
     /// than the scrape interval, or metrics flicker in and out of discovery.
     #[serde(
@@ -91,6 +96,7 @@ impl Default for MetricsApiConfig {
             listen_address: None,
             tls: MetricsApiTls::default(),
             authentication: MetricsApiAuthentication::default(),
+            authorization: None,
             relist_interval: default_relist_interval(),
             max_age: default_max_age(),
             adapter_config_file: None,
@@ -130,6 +136,13 @@ pub struct MetricsApiAuthentication {
     /// groups the organizations.
     #[serde(default)]
     pub client_ca_file: Option<String>,
+    /// Read at start what kube-apiserver publishes in
+    /// `kube-system/extension-apiserver-authentication` (both CAs, the allowed
+    /// names and the headers), as the apiserver library does, through the
+    /// connection of `metrics_api.authorization` (in-cluster without one).
+    /// Files set above win over the published CAs.
+    #[serde(default)]
+    pub from_cluster: bool,
 }
 
 fn default_username_headers() -> Vec<String> {
@@ -153,6 +166,7 @@ impl Default for MetricsApiAuthentication {
             requestheader_group_headers: default_group_headers(),
             requestheader_extra_headers_prefix: default_extra_headers_prefix(),
             client_ca_file: None,
+            from_cluster: false,
         }
     }
 }
@@ -173,6 +187,40 @@ impl MetricsApiAuthentication {
         }
         Ok(())
     }
+}
+
+scraper::with_http_client_config! {
+    /// `metrics_api.authorization`: every authenticated request is authorized
+    /// by a `SubjectAccessReview` posted to the Kubernetes API, as an
+    /// aggregated API server delegates authorization (the apiserver library's
+    /// `--authorization-*` flags). The Kubernetes API is reached as in
+    /// `kubernetes_sd_configs`: `api_server` (with the HTTP client settings),
+    /// else `kubeconfig_file`, else the in-cluster service account.
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct MetricsApiAuthorization {
+        #[serde(default)]
+        pub api_server: Option<String>,
+        #[serde(default)]
+        pub kubeconfig_file: Option<String>,
+        /// How long an allowed answer is reused (10s).
+        #[serde(default = "default_review_ttl", with = "scraper::config::duration")]
+        pub cache_authorized_ttl: Duration,
+        /// How long a denied answer is reused (10s).
+        #[serde(default = "default_review_ttl", with = "scraper::config::duration")]
+        pub cache_unauthorized_ttl: Duration,
+        /// Groups allowed everything without a review (`system:masters`).
+        #[serde(default = "default_always_allow_groups")]
+        pub always_allow_groups: Vec<String>,
+    }
+}
+
+fn default_review_ttl() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_always_allow_groups() -> Vec<String> {
+    vec!["system:masters".into()]
 }
 
 /// `metrics_api.tls`: the serving certificate. Both unset: a self-signed
@@ -310,6 +358,25 @@ impl MetricsApiConfig {
             return Err(": metrics_api.tls needs both cert_file and key_file, or neither".into());
         }
         self.authentication.validate()?;
+        if let Some(authorization) = &self.authorization {
+            if self.authentication.requestheader_client_ca_file.is_none()
+                && self.authentication.client_ca_file.is_none()
+                && !self.authentication.from_cluster
+            {
+                return Err(": metrics_api.authorization needs metrics_api.authentication (a CA \
+                     or from_cluster): without it no request names a user to authorize"
+                    .into());
+            }
+            if let Some(url) = authorization.api_server.as_deref() {
+                url::Url::parse(url).map_err(|e| {
+                    format!(": metrics_api.authorization.api_server {url:?} is not a URL: {e}")
+                })?;
+            }
+            authorization
+                .http_client_config()
+                .validate()
+                .map_err(|e| format!(": metrics_api.authorization: {e}"))?;
+        }
         RuleSet::compile(&self.rules, &self.external_rules, &self.metrics)
             .map_err(|e| format!(": metrics_api: {e}"))?;
         Ok(())
@@ -327,6 +394,18 @@ impl MetricsApiConfig {
         .flatten()
         {
             join_dir(dir, file);
+        }
+        if let Some(authorization) = &mut self.authorization {
+            if let Some(file) = &mut authorization.kubeconfig_file {
+                join_dir(dir, file);
+            }
+            scraper::config::resolve_http_paths(
+                dir,
+                &mut authorization.tls_config,
+                &mut authorization.bearer_token_file,
+                &mut authorization.basic_auth,
+                &mut authorization.authorization,
+            );
         }
     }
 }

@@ -46,7 +46,7 @@ impl IntoResponse for Error {
         let (code, reason) = match &self {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
-            Error::Internal(_) | Error::Tls(_) => {
+            Error::Internal(_) | Error::Tls(_) | Error::Authorization(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError")
             }
         };

@@ -59,8 +59,8 @@ pub fn default_hosts() -> Vec<String> {
 ///   user is its common name, the groups its organizations.
 ///
 /// Anything else is answered 401 (`/healthz`, `/livez` and `/readyz` excepted, as
-/// Kubernetes always allows them, for the kubelet's probes). Requests are
-/// authenticated, not authorized: there is no SubjectAccessReview.
+/// Kubernetes always allows them, for the kubelet's probes). Authorization is
+/// the next layer's ([`super::authorization`], when configured).
 pub struct Authenticator {
     front_proxy: Option<FrontProxy>,
     client_ca: Option<Arc<dyn ClientCertVerifier>>,
@@ -76,7 +76,7 @@ struct FrontProxy {
 }
 
 /// Who a request comes from; in the request's extensions once authenticated.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct User {
     pub name: String,
     pub groups: Vec<String>,
@@ -85,30 +85,94 @@ pub struct User {
 }
 
 /// Paths served to everyone, as Kubernetes' `AlwaysAllowPaths`.
-const ALWAYS_ALLOWED: [&str; 3] = ["/healthz", "/livez", "/readyz"];
+pub(crate) const ALWAYS_ALLOWED: [&str; 3] = ["/healthz", "/livez", "/readyz"];
 
 fn verifier(file: &Path) -> Result<Arc<dyn ClientCertVerifier>, Error> {
     let pem =
         std::fs::read(file).map_err(|e| Error::Tls(format!("reading {}: {e}", file.display())))?;
+    verifier_of_pem(&pem, &file.display().to_string())
+}
+
+/// A verifier trusting the certificates of `pem`; `what` names it in errors.
+fn verifier_of_pem(pem: &[u8], what: &str) -> Result<Arc<dyn ClientCertVerifier>, Error> {
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| Error::Tls(format!("reading {}: {e}", file.display())))?;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|e| Error::Tls(format!("reading {what}: {e}")))?;
         roots
             .add(cert)
-            .map_err(|e| Error::Tls(format!("{}: {e}", file.display())))?;
+            .map_err(|e| Error::Tls(format!("{what}: {e}")))?;
     }
     if roots.is_empty() {
-        return Err(Error::Tls(format!(
-            "{} holds no certificate",
-            file.display()
-        )));
+        return Err(Error::Tls(format!("{what} holds no certificate")));
     }
     WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         Arc::new(rustls::crypto::ring::default_provider()),
     )
     .build()
-    .map_err(|e| Error::Tls(format!("{}: {e}", file.display())))
+    .map_err(|e| Error::Tls(format!("{what}: {e}")))
+}
+
+/// Where kube-apiserver publishes its authentication settings for aggregated
+/// API servers.
+pub const AUTHENTICATION_CONFIG_MAP: (&str, &str) =
+    ("kube-system", "extension-apiserver-authentication");
+
+/// The settings kube-apiserver publishes in
+/// `kube-system/extension-apiserver-authentication`: CA PEMs, and header
+/// lists as JSON arrays.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishedAuthentication {
+    pub client_ca: Option<String>,
+    pub requestheader_client_ca: Option<String>,
+    pub requestheader_allowed_names: Option<Vec<String>>,
+    pub requestheader_username_headers: Option<Vec<String>>,
+    pub requestheader_group_headers: Option<Vec<String>>,
+    pub requestheader_extra_headers_prefix: Option<Vec<String>>,
+}
+
+impl PublishedAuthentication {
+    /// Reads the ConfigMap's `data`.
+    ///
+    /// # Errors
+    /// A list key that is not a JSON array of strings.
+    pub fn from_data(data: &BTreeMap<String, String>) -> Result<Self, Error> {
+        let list = |key: &str| -> Result<Option<Vec<String>>, Error> {
+            data.get(key)
+                .map(|text| {
+                    serde_json::from_str::<Vec<String>>(text).map_err(|e| {
+                        Error::Tls(format!(
+                            "{}/{} {key}: {e}",
+                            AUTHENTICATION_CONFIG_MAP.0, AUTHENTICATION_CONFIG_MAP.1
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        Ok(PublishedAuthentication {
+            client_ca: data.get("client-ca-file").cloned(),
+            requestheader_client_ca: data.get("requestheader-client-ca-file").cloned(),
+            requestheader_allowed_names: list("requestheader-allowed-names")?,
+            requestheader_username_headers: list("requestheader-username-headers")?,
+            requestheader_group_headers: list("requestheader-group-headers")?,
+            requestheader_extra_headers_prefix: list("requestheader-extra-headers-prefix")?,
+        })
+    }
+
+    /// Reads the ConfigMap through `client`.
+    ///
+    /// # Errors
+    /// The ConfigMap cannot be read or holds a bad list.
+    pub async fn fetch(client: kube::Client) -> Result<Self, Error> {
+        let (namespace, name) = AUTHENTICATION_CONFIG_MAP;
+        let config_maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client, namespace);
+        let config_map = config_maps
+            .get(name)
+            .await
+            .map_err(|e| Error::Tls(format!("reading {namespace}/{name}: {e}")))?;
+        Self::from_data(&config_map.data.unwrap_or_default())
+    }
 }
 
 fn header_names(names: &[String]) -> Result<Vec<HeaderName>, Error> {
@@ -128,23 +192,73 @@ impl Authenticator {
     /// # Errors
     /// A CA file that cannot be read or holds no certificate, a bad header name.
     pub fn from_config(config: &MetricsApiAuthentication) -> Result<Option<Self>, Error> {
-        let front_proxy = match &config.requestheader_client_ca_file {
-            Some(file) => Some(FrontProxy {
-                verifier: verifier(Path::new(file))?,
-                allowed_names: config.requestheader_allowed_names.clone(),
-                username_headers: header_names(&config.requestheader_username_headers)?,
-                group_headers: header_names(&config.requestheader_group_headers)?,
-                extra_prefixes: config
-                    .requestheader_extra_headers_prefix
+        Self::build(config, &PublishedAuthentication::default())
+    }
+
+    /// As [`Authenticator::from_config`], with what kube-apiserver published
+    /// (`from_cluster`) filling in what the config leaves unset: a CA file
+    /// configured wins over the published CA, and the published header lists
+    /// and allowed names are used with the published front-proxy CA.
+    ///
+    /// # Errors
+    /// As [`Authenticator::from_config`].
+    pub fn build(
+        config: &MetricsApiAuthentication,
+        published: &PublishedAuthentication,
+    ) -> Result<Option<Self>, Error> {
+        let front_proxy_ca = match (
+            &config.requestheader_client_ca_file,
+            &published.requestheader_client_ca,
+        ) {
+            (Some(file), _) => Some((verifier(Path::new(file))?, false)),
+            (None, Some(pem)) => Some((
+                verifier_of_pem(
+                    pem.as_bytes(),
+                    "the published requestheader-client-ca-file",
+                )?,
+                true,
+            )),
+            (None, None) => None,
+        };
+        let front_proxy = match front_proxy_ca {
+            Some((verifier, published_ca)) => {
+                // The published settings go with the published CA.
+                let pick = |own: &Vec<String>, theirs: &Option<Vec<String>>| match theirs {
+                    Some(theirs) if published_ca => theirs.clone(),
+                    _ => own.clone(),
+                };
+                Some(FrontProxy {
+                    verifier,
+                    allowed_names: pick(
+                        &config.requestheader_allowed_names,
+                        &published.requestheader_allowed_names,
+                    ),
+                    username_headers: header_names(&pick(
+                        &config.requestheader_username_headers,
+                        &published.requestheader_username_headers,
+                    ))?,
+                    group_headers: header_names(&pick(
+                        &config.requestheader_group_headers,
+                        &published.requestheader_group_headers,
+                    ))?,
+                    extra_prefixes: pick(
+                        &config.requestheader_extra_headers_prefix,
+                        &published.requestheader_extra_headers_prefix,
+                    )
                     .iter()
                     .map(|p| p.to_ascii_lowercase())
                     .collect(),
-            }),
+                })
+            }
             None => None,
         };
-        let client_ca = match &config.client_ca_file {
-            Some(file) => Some(verifier(Path::new(file))?),
-            None => None,
+        let client_ca = match (&config.client_ca_file, &published.client_ca) {
+            (Some(file), _) => Some(verifier(Path::new(file))?),
+            (None, Some(pem)) => Some(verifier_of_pem(
+                pem.as_bytes(),
+                "the published client-ca-file",
+            )?),
+            (None, None) => None,
         };
         if front_proxy.is_none() && client_ca.is_none() {
             return Ok(None);
@@ -411,7 +525,7 @@ async fn authenticate_request(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use axum::Extension;
     use axum::routing::get;
@@ -421,13 +535,13 @@ mod tests {
     };
 
     /// A certificate authority: its parameters and key sign client certificates.
-    struct Ca {
+    pub(crate) struct Ca {
         params: CertificateParams,
         key: KeyPair,
-        pem: String,
+        pub(crate) pem: String,
     }
 
-    fn ca(name: &str) -> Ca {
+    pub(crate) fn ca(name: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -443,7 +557,11 @@ mod tests {
 
     /// A client certificate for `cn` (organization `org`) signed by `ca`: its
     /// certificate and key PEM, and the certificate's DER.
-    fn client_cert(ca: &Ca, cn: &str, org: Option<&str>) -> (String, CertificateDer<'static>) {
+    pub(crate) fn client_cert(
+        ca: &Ca,
+        cn: &str,
+        org: Option<&str>,
+    ) -> (String, CertificateDer<'static>) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         if let Some(org) = org {
@@ -502,6 +620,87 @@ mod tests {
             );
         }
         map
+    }
+
+    #[test]
+    fn settings_published_by_the_cluster_fill_in_the_config() {
+        let cas = cas();
+        let data: BTreeMap<String, String> = [
+            ("requestheader-client-ca-file", cas.front_proxy.pem.as_str()),
+            ("requestheader-allowed-names", r#"["front-proxy-client"]"#),
+            ("requestheader-username-headers", r#"["X-Remote-User"]"#),
+            ("requestheader-group-headers", r#"["X-Remote-Group"]"#),
+            ("requestheader-extra-headers-prefix", r#"["X-Remote-Extra-"]"#),
+            ("client-ca-file", cas.clients.pem.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let published = PublishedAuthentication::from_data(&data).unwrap();
+        let config = MetricsApiAuthentication {
+            from_cluster: true,
+            ..MetricsApiAuthentication::default()
+        };
+        let auth = Authenticator::build(&config, &published).unwrap().unwrap();
+        let (_, proxy) = client_cert(&cas.front_proxy, "front-proxy-client", None);
+        let user = auth
+            .authenticate(
+                std::slice::from_ref(&proxy),
+                &headers(&[("x-remote-user", "alice"), ("x-remote-group", "dev")]),
+            )
+            .unwrap();
+        assert_eq!((user.name.as_str(), user.groups), ("alice", vec!["dev".into()]));
+        // The published allowed names apply.
+        let (_, intruder) = client_cert(&cas.front_proxy, "intruder", None);
+        assert!(
+            auth.authenticate(
+                std::slice::from_ref(&intruder),
+                &headers(&[("x-remote-user", "alice")])
+            )
+            .is_err()
+        );
+        let (_, bob) = client_cert(&cas.clients, "bob", None);
+        assert_eq!(
+            auth.authenticate(std::slice::from_ref(&bob), &HeaderMap::new())
+                .unwrap()
+                .name,
+            "bob"
+        );
+        // A configured CA file wins over the published CA, with the
+        // configured names.
+        let own = MetricsApiAuthentication {
+            from_cluster: true,
+            requestheader_client_ca_file: cas.config.requestheader_client_ca_file.clone(),
+            ..MetricsApiAuthentication::default()
+        };
+        let auth = Authenticator::build(&own, &published).unwrap().unwrap();
+        assert!(
+            auth.authenticate(
+                std::slice::from_ref(&intruder),
+                &headers(&[("x-remote-user", "alice")])
+            )
+            .is_ok()
+        );
+
+        assert!(
+            Authenticator::build(&config, &PublishedAuthentication::default())
+                .unwrap()
+                .is_none()
+        );
+        let mut bad = data.clone();
+        bad.insert(
+            "requestheader-allowed-names".into(),
+            "front-proxy-client".into(),
+        );
+        let error = PublishedAuthentication::from_data(&bad).unwrap_err();
+        assert!(
+            error.to_string().contains("requestheader-allowed-names"),
+            "{error}"
+        );
+        let mut no_cert = data;
+        no_cert.insert("client-ca-file".into(), "not a certificate".into());
+        let published = PublishedAuthentication::from_data(&no_cert).unwrap();
+        assert!(Authenticator::build(&config, &published).is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tsdb::clock::Clock;
 
 use crate::backend::LocalBackend;
 use crate::config::MetricsApiConfig;
-use crate::metrics_api::{MetricsApi, Relister, http, rules::RuleSet, tls};
+use crate::metrics_api::{MetricsApi, Relister, authorization, http, rules::RuleSet, tls};
 
 /// The running APIs.
 pub struct MetricsApiService {
@@ -42,14 +42,32 @@ impl MetricsApiService {
             return Ok(None);
         };
         let rules = config.rule_set().map_err(anyhow::Error::msg)?;
-        let authenticator = tls::Authenticator::from_config(&config.authentication)
-            .context("metrics API authentication")?
-            .map(Arc::new);
+        let authenticator = if config.authentication.from_cluster {
+            let client = authorization::client(config.authorization.as_ref()).await?;
+            let published = tls::PublishedAuthentication::fetch(client)
+                .await
+                .context("metrics API authentication")?;
+            tls::Authenticator::build(&config.authentication, &published)
+        } else {
+            tls::Authenticator::from_config(&config.authentication)
+        }
+        .context("metrics API authentication")?
+        .map(Arc::new);
         if authenticator.is_none() {
             tracing::warn!(
                 "The metrics APIs do not authenticate requests (no metrics_api.authentication CA): anyone reaching the port reads them."
             );
         }
+        let authorizer = match &config.authorization {
+            Some(authorization) => Some(Arc::new(authorization::Authorizer::new(
+                authorization,
+                authorization::client(Some(authorization))
+                    .await
+                    .context("metrics API authorization")?,
+                Arc::clone(&clock),
+            ))),
+            None => None,
+        };
         let tls_config = crate::web::tls::from_pem_files(
             config.tls.cert_file.as_deref().map(Path::new),
             config.tls.key_file.as_deref().map(Path::new),
@@ -66,12 +84,13 @@ impl MetricsApiService {
         let relister = api.start_relisting(config.relist_interval);
         let (stop, stopped) = oneshot::channel::<()>();
         let served_api = Arc::clone(&api);
-        let router = match authenticator {
-            Some(authenticator) => {
-                tls::with_authentication(http::router(Arc::clone(&served_api)), authenticator)
-            }
-            None => http::router(Arc::clone(&served_api)),
-        };
+        let mut router = http::router(Arc::clone(&served_api));
+        if let Some(authorizer) = authorizer {
+            router = authorization::with_authorization(router, authorizer);
+        }
+        if let Some(authenticator) = authenticator {
+            router = tls::with_authentication(router, authenticator);
+        }
         let task = tokio::spawn(async move {
             let served = crate::web::serve(
                 listener,
@@ -110,8 +129,8 @@ impl MetricsApiService {
         config.rule_set()
     }
 
-    /// Applies reloaded rules (the address, certificate and authentication
-    /// need a restart).
+    /// Applies reloaded rules (the address, certificate, authentication and
+    /// authorization need a restart).
     pub async fn install(&self, rules: RuleSet) {
         self.api.install(rules).await;
     }
