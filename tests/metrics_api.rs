@@ -431,7 +431,11 @@ async fn kubectl_reads_custom_and_external_metrics() {
 
 /// A CA and a client certificate it signed for `cn`, as PEM files in `dir`:
 /// (CA certificate, client certificate, client key).
-fn client_identity(dir: &Path, ca: &(rcgen::CertificateParams, rcgen::KeyPair), cn: &str) -> (String, String) {
+fn client_identity(
+    dir: &Path,
+    ca: &(rcgen::CertificateParams, rcgen::KeyPair),
+    cn: &str,
+) -> (String, String) {
     use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -454,7 +458,10 @@ fn certificate_authority(cn: &str) -> ((rcgen::CertificateParams, rcgen::KeyPair
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let key = KeyPair::generate().unwrap();
     let pem = params.self_signed(&key).unwrap().pem();
     ((params, key), pem)

@@ -532,7 +532,9 @@ async fn fake_kubernetes_api() -> common::kube_api::FakeKubeApi {
 
 /// [`fake_kubernetes_api`], also serving `/api/v1/pods` when `pods` is given (else
 /// that list is a 404).
-async fn fake_kubernetes_api_with_pods(pods: Option<serde_json::Value>) -> common::kube_api::FakeKubeApi {
+async fn fake_kubernetes_api_with_pods(
+    pods: Option<serde_json::Value>,
+) -> common::kube_api::FakeKubeApi {
     let list = |kind: &str, api_version: &str, items: serde_json::Value| {
         serde_json::json!({
             "kind": kind, "apiVersion": api_version,

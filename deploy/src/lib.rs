@@ -261,7 +261,10 @@ mod tests {
             .iter()
             .find(|r| {
                 r.rules.iter().flatten().any(|rule| {
-                    rule.api_groups.iter().flatten().any(|g| g == "custom.metrics.k8s.io")
+                    rule.api_groups
+                        .iter()
+                        .flatten()
+                        .any(|g| g == "custom.metrics.k8s.io")
                 })
             })
             .expect("a role reading the metrics APIs");

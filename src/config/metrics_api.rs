@@ -363,9 +363,11 @@ impl MetricsApiConfig {
                 && self.authentication.client_ca_file.is_none()
                 && !self.authentication.from_cluster
             {
-                return Err(": metrics_api.authorization needs metrics_api.authentication (a CA \
+                return Err(
+                    ": metrics_api.authorization needs metrics_api.authentication (a CA \
                      or from_cluster): without it no request names a user to authorize"
-                    .into());
+                        .into(),
+                );
             }
             if let Some(url) = authorization.api_server.as_deref() {
                 url::Url::parse(url).map_err(|e| {

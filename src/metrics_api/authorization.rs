@@ -555,7 +555,10 @@ mod tests {
             "/apis/authorization.k8s.io/v1/subjectaccessreviews",
             post(async move |Json(review): Json<serde_json::Value>| {
                 recorded.lock().push(review["spec"].clone());
-                let user = review["spec"]["user"].as_str().unwrap_or_default().to_string();
+                let user = review["spec"]["user"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if user == "broken" {
                     return (
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -672,7 +675,11 @@ mod tests {
             requestheader_client_ca_file: Some(ca_file.display().to_string()),
             ..Default::default()
         };
-        let authenticator = Arc::new(Authenticator::from_config(&authentication).unwrap().unwrap());
+        let authenticator = Arc::new(
+            Authenticator::from_config(&authentication)
+                .unwrap()
+                .unwrap(),
+        );
         let tls = crate::web::tls::from_pem_files(None, None, &default_hosts(), true).unwrap();
         let router = Router::new()
             .route("/apis/{*rest}", get(|| async { "metrics" }))

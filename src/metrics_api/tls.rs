@@ -212,10 +212,7 @@ impl Authenticator {
         ) {
             (Some(file), _) => Some((verifier(Path::new(file))?, false)),
             (None, Some(pem)) => Some((
-                verifier_of_pem(
-                    pem.as_bytes(),
-                    "the published requestheader-client-ca-file",
-                )?,
+                verifier_of_pem(pem.as_bytes(), "the published requestheader-client-ca-file")?,
                 true,
             )),
             (None, None) => None,
@@ -630,7 +627,10 @@ pub(super) mod tests {
             ("requestheader-allowed-names", r#"["front-proxy-client"]"#),
             ("requestheader-username-headers", r#"["X-Remote-User"]"#),
             ("requestheader-group-headers", r#"["X-Remote-Group"]"#),
-            ("requestheader-extra-headers-prefix", r#"["X-Remote-Extra-"]"#),
+            (
+                "requestheader-extra-headers-prefix",
+                r#"["X-Remote-Extra-"]"#,
+            ),
             ("client-ca-file", cas.clients.pem.as_str()),
         ]
         .into_iter()
@@ -649,7 +649,10 @@ pub(super) mod tests {
                 &headers(&[("x-remote-user", "alice"), ("x-remote-group", "dev")]),
             )
             .unwrap();
-        assert_eq!((user.name.as_str(), user.groups), ("alice", vec!["dev".into()]));
+        assert_eq!(
+            (user.name.as_str(), user.groups),
+            ("alice", vec!["dev".into()])
+        );
         // The published allowed names apply.
         let (_, intruder) = client_cert(&cas.front_proxy, "intruder", None);
         assert!(
