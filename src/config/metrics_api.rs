@@ -436,3 +436,43 @@ pub fn parse_adapter_config(text: &str, name: &str) -> Result<AdapterConfigFile,
         (None, message) => format!("{name}: {message}"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(yaml: &str) -> Result<MetricsApiConfig, String> {
+        let config: MetricsApiConfig = serde_yaml::from_str(yaml).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn authorization_needs_an_authenticated_user() {
+        let error = section("authorization: {}").unwrap_err();
+        assert!(
+            error.contains("needs metrics_api.authentication"),
+            "{error}"
+        );
+        let config = section("{authentication: {from_cluster: true}, authorization: {}}").unwrap();
+        let authorization = config.authorization.unwrap();
+        assert_eq!(authorization.cache_authorized_ttl, Duration::from_secs(10));
+        assert_eq!(
+            authorization.cache_unauthorized_ttl,
+            Duration::from_secs(10)
+        );
+        assert_eq!(authorization.always_allow_groups, ["system:masters"]);
+        assert!(
+            section(
+                "{authentication: {client_ca_file: ca.crt}, authorization: {kubeconfig_file: kc, cache_authorized_ttl: 1m}}"
+            )
+            .is_ok()
+        );
+        let error = section(
+            "{authentication: {from_cluster: true}, authorization: {api_server: 'not a url'}}",
+        )
+        .unwrap_err();
+        assert!(error.contains("is not a URL"), "{error}");
+        assert!(section("authorization: {nope: 1}").is_err());
+    }
+}
