@@ -550,7 +550,12 @@ async fn kubectl_is_authenticated_and_authorized_through_the_cluster() {
     assert!(ok, "{body}");
     let list: MetricValueListV2 = serde_json::from_str(&body).unwrap();
     assert_eq!(list.items.len(), 3, "{body}");
-    let review = api.reviews()[0].clone();
+    // kubectl may ask discovery paths first (non-resource reviews).
+    let review = api
+        .reviews()
+        .into_iter()
+        .find(|r| r["resourceAttributes"].is_object())
+        .unwrap();
     assert_eq!(review["user"], "alice");
     assert_eq!(
         review["resourceAttributes"],
