@@ -69,6 +69,8 @@ impl Attributes {
     /// library's `RequestInfoFactory` reads them (`/apis` prefix only: the
     /// metrics APIs serve no `/api` paths).
     pub fn of(user: User, method: &Method, path: &str) -> Attributes {
+        // Go reads the decoded path (kubectl sends `*` as `%2A`).
+        let path = &super::tls::percent_decode(path);
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
         let method_verb = method.as_str().to_ascii_lowercase();
         if parts.len() < 4 || parts[0] != "apis" || parts.iter().any(|p| p.is_empty()) {
@@ -493,6 +495,16 @@ mod tests {
             assert_eq!(attributes.verb, "get");
             assert_eq!(attributes.target, Target::NonResource { path: path.into() });
         }
+        // Escaped as kubectl sends it.
+        let escaped = Attributes::of(
+            user("alice", &[]),
+            &Method::GET,
+            "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/%2A/http_requests",
+        );
+        assert_eq!(
+            escaped.target,
+            resource(CUSTOM, "v1beta2", "shop", "pods", "*", "http_requests")
+        );
         let post = Attributes::of(
             user("alice", &[]),
             &Method::POST,

@@ -364,7 +364,7 @@ impl FrontProxy {
 }
 
 /// `%XX` escapes in an extra key decoded, as Kubernetes does.
-fn percent_decode(key: &str) -> String {
+pub(crate) fn percent_decode(key: &str) -> String {
     let bytes = key.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
